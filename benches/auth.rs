@@ -1,0 +1,2 @@
+//! Placeholder until the auth benches land (samokoder-auth issue).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder until the LLM-layer benches land (LLM issue).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder until the store benches land (store issue).
+fn main() {}

@@ -1,0 +1,9 @@
+//! # samokoder-auth
+//!
+//! Samokoder's security core, HTTP-agnostic except for the axum layer at the edge: password policy
+//! and hashing, JWT access and refresh tokens with rotation and reuse detection, the login lockout
+//! policy, the secret box that seals provider keys, cookie builders, and the authentication
+//! extractor. Persistence goes through the small traits in [`ports`], which `samokoder-store`
+//! implements.
+
+pub mod ports;

@@ -1,0 +1,17 @@
+//! # samokoder-core
+//!
+//! The part of Samokoder every other crate builds on:
+//!
+//! - [`api`]: the request and response types of the HTTP API, shared by the server and the typed
+//!   client so no type is written twice. It does no I/O and compiles without the `engine` feature.
+//! - the generation engine (feature `engine`, on by default): the LLM provider layer, the agents and
+//!   their orchestrator, the versioned workspace and the sandboxed command runner.
+//!
+//! ```
+//! use samokoder_core::api::ErrorBody;
+//!
+//! let body = ErrorBody::new("project_not_found", "Project not found");
+//! assert_eq!(body.code, "project_not_found");
+//! ```
+
+pub mod api;
