@@ -7,3 +7,4 @@
 //! implements.
 
 pub mod ports;
+pub mod secret;
