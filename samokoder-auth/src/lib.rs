@@ -6,5 +6,10 @@
 //! extractor. Persistence goes through the small traits in [`ports`], which `samokoder-store`
 //! implements.
 
+pub mod clock;
+pub mod error;
+mod keyring;
 pub mod ports;
 pub mod secret;
+
+pub use error::{AuthError, AuthResult, InvalidTokenReason};
