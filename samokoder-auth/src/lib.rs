@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod error;
 mod keyring;
+pub mod policy;
 pub mod ports;
 pub mod secret;
 
