@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod hashing;
 mod keyring;
 pub mod policy;
 pub mod ports;
