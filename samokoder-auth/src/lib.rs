@@ -13,5 +13,6 @@ mod keyring;
 pub mod policy;
 pub mod ports;
 pub mod secret;
+pub mod tokens;
 
 pub use error::{AuthError, AuthResult, InvalidTokenReason};
