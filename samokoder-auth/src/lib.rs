@@ -13,6 +13,7 @@ mod keyring;
 pub mod memory;
 pub mod policy;
 pub mod ports;
+pub mod refresh;
 pub mod secret;
 pub mod tokens;
 
