@@ -10,6 +10,7 @@ pub mod clock;
 pub mod error;
 pub mod hashing;
 mod keyring;
+pub mod lockout;
 pub mod memory;
 pub mod policy;
 pub mod ports;
