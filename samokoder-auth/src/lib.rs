@@ -16,6 +16,7 @@ pub mod policy;
 pub mod ports;
 pub mod refresh;
 pub mod secret;
+pub mod secret_box;
 pub mod tokens;
 
 pub use error::{AuthError, AuthResult, InvalidTokenReason};
