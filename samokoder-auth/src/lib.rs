@@ -7,6 +7,7 @@
 //! implements.
 
 pub mod clock;
+pub mod cookies;
 pub mod error;
 pub mod hashing;
 mod keyring;
