@@ -480,6 +480,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_both_are_valid_the_header_decides() {
+        let f = fixture();
+        let (header_user, cookie_user) = (Uuid::new_v4(), Uuid::new_v4());
+        let bearer = format!(
+            "Bearer {}",
+            f.issuer.issue_access(header_user).unwrap().token.expose()
+        );
+        let cookie = format!(
+            "access_token={}",
+            f.issuer.issue_access(cookie_user).unwrap().token.expose()
+        );
+        let (status, _, body) = call(
+            router(f.auth()),
+            &[("cookie", &cookie), ("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::Value::String(header_user.to_string()));
+    }
+
+    #[tokio::test]
+    async fn the_first_presented_credential_names_the_failure() {
+        let f = fixture();
+        let expired = f.issuer.issue_access(Uuid::new_v4()).unwrap().token;
+        f.clock.advance(Duration::hours(1));
+        let bearer = format!("Bearer {}", expired.expose());
+        let (_, _, body) = call(
+            router(f.auth()),
+            &[
+                ("authorization", &bearer),
+                ("cookie", "access_token=garbage"),
+            ],
+        )
+        .await;
+        assert_eq!(body["code"], "token_expired");
+        let cookie = format!("access_token={}", expired.expose());
+        let (_, _, body) = call(
+            router(f.auth()),
+            &[("authorization", "Bearer garbage"), ("cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(body["code"], "invalid_token");
+    }
+
+    #[tokio::test]
     async fn missing_credentials_is_not_authenticated_with_a_plain_challenge() {
         let f = fixture();
         let (status, headers, body) = call(
