@@ -6,4 +6,23 @@
 //!
 //! Backends, each behind its own cargo feature and all able to compile together:
 //! `sqlx-sqlite` (embedded, the default), `sqlx-postgres`, and `diesel-postgres` (diesel-async).
-//! The store also implements the persistence ports of `samokoder-auth` and of the engine.
+//! The store also implements the persistence ports of `samokoder-auth` ([`samokoder_auth::ports`]).
+//!
+//! - [`repo`]: one trait per repository ([`UserRepo`], [`ProjectRepo`], [`JobQueue`], ...),
+//!   async and object-safe; consumers hold them as `Arc<dyn Trait>`.
+//! - [`Store`]: the bundle of all of them, as public fields an embedder may replace one by one.
+//! - [`model`]: the store's own domain types (`User`, `NewProject`, `Job`, ...).
+//! - [`StoreError`]: one error enum (`NotFound`, `Conflict`, `MissingReference`, ...).
+//! - [`migrations`]: versioned SQL per database family, embedded, applied by an explicit
+//!   [`Store::migrate`].
+
+pub mod error;
+pub mod migrations;
+pub mod model;
+pub mod repo;
+mod store;
+
+pub use error::{StoreError, StoreResult};
+pub use model::*;
+pub use repo::*;
+pub use store::{Backend, BackendKind, Store, StoreOptions, redact_url};
