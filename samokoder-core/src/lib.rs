@@ -15,3 +15,5 @@
 //! ```
 
 pub mod api;
+#[cfg(feature = "engine")]
+pub mod llm;
