@@ -1062,7 +1062,12 @@ fn respond(
                     Some(state),
                 ))
             }
-            None if state.cut => Some((Err(std::io::Error::other("fake-llm: stream cut")), None)),
+            None if state.cut => {
+                // Pause first so the server flushes what was sent: a real broken stream delivers
+                // its first chunks, then dies.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some((Err(std::io::Error::other("fake-llm: stream cut")), None))
+            }
             None => None,
         }
     });
