@@ -4,14 +4,22 @@
 //! [`crate::AppStateBuilder::readiness_check`]; the server registers `redis` itself when Redis is
 //! configured. Each check runs with a time limit and all run concurrently. The answer names the
 //! failed checks but never says why: the reason goes to the log.
+//!
+//! The endpoint is public and unauthenticated, so answers are reused for [`REUSE_FOR`]:
+//! however often it is called, the dependencies are checked at most once per interval.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use samokoder_core::api::{HealthStatus, Readiness as ReadinessBody, ReadinessCheckResult};
 
+use tokio::sync::Mutex;
+
 use crate::error::BoxError;
+
+/// How long one answer is reused.
+pub const REUSE_FOR: Duration = Duration::from_secs(1);
 
 /// One dependency the server needs in order to be useful.
 #[async_trait]
@@ -28,6 +36,9 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 pub struct Readiness {
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
     timeout: Duration,
+    /// The last answer and when it was made. A lock held across the checks, so concurrent
+    /// callers wait for one run instead of starting their own.
+    last: Arc<Mutex<Option<(Instant, ReadinessBody)>>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -51,11 +62,26 @@ impl Readiness {
         Self {
             checks: Arc::new(checks),
             timeout,
+            last: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// Runs every check; the answer is `ok` only when all passed.
+    /// The readiness answer: `ok` only when every check passed. Reuses an answer younger than
+    /// [`REUSE_FOR`].
     pub async fn run(&self) -> ReadinessBody {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < REUSE_FOR
+        {
+            return answer.clone();
+        }
+        let answer = self.check_all().await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
+    }
+
+    /// Runs every check concurrently, each within the time limit.
+    async fn check_all(&self) -> ReadinessBody {
         let results = futures::future::join_all(self.checks.iter().map(|check| async move {
             let outcome = tokio::time::timeout(self.timeout, check.check()).await;
             let status = match outcome {

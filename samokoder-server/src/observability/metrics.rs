@@ -11,6 +11,7 @@
 //! - events are recorded where they happen: [`record_db_query`], [`record_auth_attempt`],
 //!   [`record_auth_lockout`], [`record_refresh_token_reuse`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -231,19 +232,33 @@ fn describe() {
     metrics::counter!(RATE_LIMIT_FALLBACK_TOTAL).increment(0);
 }
 
+/// Whether an upkeep task is running (see [`spawn_upkeep`]).
+static UPKEEP_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Clears [`UPKEEP_RUNNING`] when the upkeep task ends, including when its runtime shuts down
+/// and drops it, so the next state built (in another runtime) starts a new one.
+struct UpkeepGuard;
+
+impl Drop for UpkeepGuard {
+    fn drop(&mut self) {
+        UPKEEP_RUNNING.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Drains histogram samples into their buckets every few seconds, which bounds the recorder's
 /// memory between scrapes (the exporter leaves this to its user). One task per process.
 pub(crate) fn spawn_upkeep(handle: &PrometheusHandle) {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                handle.run_upkeep();
-            }
-        });
+    if UPKEEP_RUNNING.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        let _guard = UpkeepGuard;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
     });
 }
 

@@ -118,3 +118,38 @@ async fn readiness_names_failed_and_hanging_checks_without_details() {
     assert!(!answer.text().contains("hunter2"));
     helpers::assert_security_headers(&answer.headers);
 }
+
+/// Counts how often it is run.
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait]
+impl ReadinessCheck for Counting {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn readiness_answers_are_reused_briefly_so_the_endpoint_cannot_hammer_dependencies() {
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (_dir, config) = helpers::config();
+    let state = AppState::builder(config, Secrets::generate())
+        .readiness_check(Counting(runs.clone()))
+        .build()
+        .await
+        .unwrap();
+    let router = samokoder_server::router(state);
+    let calls = (0..10).map(|_| helpers::get_path(&router, "/health/ready"));
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    tokio::time::sleep(samokoder_server::readiness::REUSE_FOR).await;
+    helpers::get_path(&router, "/health/ready").await;
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
