@@ -1,46 +1,68 @@
 //! # samokoder-server
 //!
-//! The reference server assembled from the Samokoder crates. [`router`] returns an axum router an
-//! embedder can mount in their own application; the `samokoder-server` binary serves it.
+//! The reference server assembled from the Samokoder crates: configuration, the `/v1` HTTP
+//! API with its middleware, OpenAPI, metrics, and the `samokoder-server` binary.
 //!
-//! For now the router answers `GET /health` only; the `/v1` API lands with the server issue.
+//! ## Embedding
 //!
+//! [`router`] returns a complete `axum::Router` — routes, docs, fallbacks and the whole
+//! middleware stack (request ids, security headers, CORS, path normalisation, tracing,
+//! metrics, client address, panic handling, and per-class rate, body and time limits; see
+//! [`middleware`] for the order). Because path normalisation must see requests before routing,
+//! the router is one fallback service: mount it with `nest_service` (or `nest`) under any
+//! prefix, and serve it with `into_make_service_with_connect_info::<SocketAddr>()` so it knows
+//! client addresses.
+//!
+//! ```no_run
+//! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
+//! use samokoder_server::{AppState, Config, Secrets};
+//!
+//! let state = AppState::builder(Config::default(), Secrets::generate()).build().await?;
+//! let app = axum::Router::new().nest_service("/samokoder", samokoder_server::router(state));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(()) }
 //! ```
-//! let app: axum::Router = samokoder_server::router();
-//! # let _ = app;
-//! ```
+//!
+//! What the embedder does not get from the router, and [`Application`] (the binary) adds:
+//! binding the configured address, connection info, graceful shutdown on SIGINT/SIGTERM with
+//! a grace period, configuration validation and development-secret generation, and the
+//! global log subscriber ([`observability::logging::init`]).
 
-use axum::{Json, Router, routing::get};
-use samokoder_core::api::{Health, HealthStatus};
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod observability;
+pub mod openapi;
+pub mod rate_limit;
+pub mod readiness;
+pub mod routes;
+pub mod state;
 
-/// The server's version, as reported by `/health`.
+pub use app::{Application, RunningServer, StartupError};
+pub use config::{Config, ConfigError, Environment, Secrets};
+pub use error::ApiError;
+pub use rate_limit::{RateLimitKey, RateLimitKeyResolver, RouteClass};
+pub use readiness::ReadinessCheck;
+pub use routes::Api;
+pub use state::{AppState, AppStateBuilder};
+
+/// The server's version, as reported by `/health` and the OpenAPI document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Builds the HTTP router.
-pub fn router() -> Router {
-    Router::new().route("/health", get(health))
+/// The reference server's complete router (see the crate documentation for what it includes).
+pub fn router(state: AppState) -> axum::Router {
+    routes::build(state, Api::standard())
 }
 
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: HealthStatus::Ok,
-        version: VERSION.to_owned(),
-    })
+/// The router with the reference API extended (or replaced) by `api`.
+pub fn router_with(state: AppState, api: Api) -> axum::Router {
+    routes::build(state, api)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use http::{Request, StatusCode};
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn health_answers_ok() {
-        let response = router()
-            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
+/// The reference API's OpenAPI document, built without any state or configuration.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::document(Api::standard())
 }

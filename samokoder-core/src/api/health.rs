@@ -22,3 +22,26 @@ pub struct Health {
     /// The server's version.
     pub version: String,
 }
+
+/// Body of `GET /health/ready`: whether the server can do useful work right now.
+///
+/// Only the name and the outcome of each check are reported; why a check failed goes to the
+/// server's log, never into this public answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Readiness {
+    /// `ok` when every check passed, `unavailable` otherwise.
+    pub status: HealthStatus,
+    /// One entry per registered dependency check, in registration order.
+    pub checks: Vec<ReadinessCheckResult>,
+}
+
+/// The outcome of one readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadinessCheckResult {
+    /// The dependency checked, e.g. `database`, `redis`, `queue`.
+    pub name: String,
+    /// `ok`, or `unavailable` when the check failed or did not answer in time.
+    pub status: HealthStatus,
+}

@@ -7,4 +7,4 @@ mod error;
 mod health;
 
 pub use error::{ErrorBody, FieldError};
-pub use health::{Health, HealthStatus};
+pub use health::{Health, HealthStatus, Readiness, ReadinessCheckResult};

@@ -1,0 +1,239 @@
+//! [`Application`]: binds the listener, serves the router, shuts down gracefully.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError, DevSecretsOutcome};
+use crate::rate_limit::RedisError;
+use crate::routes::{self, Api};
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The Redis URL could not be used.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A bound, not yet serving, server.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = samokoder_server::Config::load()?;
+/// let app = samokoder_server::Application::build(config).await?;
+/// println!("listening on {}", app.local_addr());
+/// app.run_until_stopped().await?;
+/// # Ok(()) }
+/// ```
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Validates `config` (logging its warnings), resolves the keys (generating development keys
+    /// once when needed, and logging it), builds the state and the reference API, and binds
+    /// the configured address (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        for warning in config.validate()? {
+            tracing::warn!(setting = %warning.setting, "configuration: {}", warning.message);
+        }
+        let (secrets, outcome) = config.resolve_secrets()?;
+        log_dev_secrets(&outcome);
+        let state = AppState::builder(config, secrets).build().await?;
+        Self::build_with(state, Api::standard()).await
+    }
+
+    /// Binds the state's configured address and serves `api` with `state`; for callers that
+    /// build the state themselves (to register checks, probes or their own resources).
+    pub async fn build_with(state: AppState, api: Api) -> Result<Self, StartupError> {
+        let address = state.config().listen;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        let router = routes::build(state.clone(), api);
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The bound address (with the real port when port 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound TCP listener always has a local address.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config().listen)
+    }
+
+    /// The state the server runs with.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then stops accepting, lets open requests finish for up
+    /// to `limits.shutdown_grace_secs`, and returns.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully as above.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let grace = Duration::from_secs(self.state.config().limits.shutdown_grace_secs);
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(
+            address = %self.listener.local_addr()?,
+            env = %self.state.config().env,
+            "listening"
+        );
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+            let _ = started_tx.send(());
+        });
+        // Open connections (a streaming response, a stuck client) must not hold shutdown
+        // forever: after the grace period the server stops regardless.
+        let deadline = async move {
+            match started_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = serve => result,
+            () = deadline => {
+                tracing::warn!("grace period over; closing the remaining connections");
+                Ok(())
+            }
+        }
+    }
+
+    /// Serves in a background task until [`RunningServer::shutdown`], for tests and tools.
+    pub fn spawn(self) -> RunningServer {
+        let address = self.local_addr();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until(async move {
+            let _ = stop_rx.await;
+        }));
+        RunningServer {
+            address,
+            stop: Some(stop_tx),
+            task,
+        }
+    }
+}
+
+/// A server serving in the background (see [`Application::spawn`]).
+pub struct RunningServer {
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://<address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Shuts down gracefully and waits for the server to stop.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(join) => Err(io::Error::other(join)),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // Dropped without `shutdown`: stop it rather than leak a listening task.
+        if self.stop.is_some() {
+            self.task.abort();
+        }
+    }
+}
+
+/// Tells the operator about development keys.
+fn log_dev_secrets(outcome: &DevSecretsOutcome) {
+    match outcome {
+        DevSecretsOutcome::NotNeeded => {}
+        DevSecretsOutcome::Generated { path } => tracing::warn!(
+            path = %path.display(),
+            "generated development secrets (kept for later starts; never use them in production)"
+        ),
+        DevSecretsOutcome::Loaded {
+            path,
+            permissions_tightened,
+        } => {
+            tracing::info!(path = %path.display(), "using development secrets");
+            if *permissions_tightened {
+                tracing::warn!(path = %path.display(), "development secrets were readable by others; restricted to the owner");
+            }
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

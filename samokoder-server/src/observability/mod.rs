@@ -1,0 +1,5 @@
+//! Metrics and logs.
+
+pub mod logging;
+pub mod metrics;
+mod process;
