@@ -111,6 +111,8 @@ pub enum StoreError {
 
 impl StoreError {
     /// A [`StoreError::NotFound`] for `entity` looked up by `key`.
+    // Keys are mostly `Uuid`s, which are `Copy`: taking them by value reads better at call sites.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn not_found(entity: &'static str, key: impl ToString) -> Self {
         Self::NotFound {
             entity,

@@ -16,13 +16,18 @@
 //! - [`migrations`]: versioned SQL per database family, embedded, applied by an explicit
 //!   [`Store::migrate`].
 
+mod common;
 pub mod error;
 pub mod migrations;
 pub mod model;
 pub mod repo;
+#[cfg(feature = "sqlx-sqlite")]
+mod sqlite;
+#[cfg(any(feature = "sqlx-sqlite", feature = "sqlx-postgres"))]
+mod sqlx_util;
 mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use repo::*;
-pub use store::{Backend, BackendKind, Store, StoreOptions, redact_url};
+pub use store::{Backend, BackendKind, Store, StoreOptions, connect, connect_with, redact_url};

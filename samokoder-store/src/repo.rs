@@ -250,8 +250,8 @@ pub trait AuditRepo: Send + Sync {
 pub trait QuotaRepo: Send + Sync {
     /// Atomically: if the counter for (user, kind, period) is below `limit`, adds one and
     /// returns `allowed: true`; otherwise changes nothing and returns `allowed: false`.
-    /// Concurrent calls never push the count past `limit`. [`StoreError::MissingReference`] for
-    /// an unknown user.
+    /// Concurrent calls never push the count past `limit`. A `limit` below 1 denies without
+    /// writing. [`StoreError::MissingReference`] when counting for an unknown user.
     async fn try_consume(
         &self,
         user_id: Uuid,
@@ -459,7 +459,11 @@ pub trait JobQueue: Send + Sync {
     ) -> StoreResult<Option<Job>>;
 
     /// Extends the lease of a job `worker` holds to `lease` from now and returns the new expiry.
-    /// [`StoreError::LeaseLost`] when the worker no longer holds a live lease on it.
+    /// [`StoreError::LeaseLost`] when the job is no longer running under this worker: another
+    /// worker claimed it after the lease expired, or it finished. (A lease that expired but was
+    /// not yet re-claimed is still this worker's: nobody else can be running the job.)
+    ///
+    /// Worker ids must be unique per live worker (e.g. host, process id and a random suffix).
     async fn heartbeat(
         &self,
         job_id: Uuid,
@@ -467,8 +471,8 @@ pub trait JobQueue: Send + Sync {
         lease: Duration,
     ) -> StoreResult<DateTime<Utc>>;
 
-    /// Marks a job `worker` holds as completed. [`StoreError::LeaseLost`] when it does not hold
-    /// a live lease (the job may then be running elsewhere).
+    /// Marks a job `worker` holds as completed. [`StoreError::LeaseLost`] when the job is no
+    /// longer running under this worker (it may be running elsewhere now).
     async fn complete(&self, job_id: Uuid, worker: &str) -> StoreResult<()>;
 
     /// Records a failed attempt of a job `worker` holds: back to the queue after the backoff
@@ -502,8 +506,8 @@ pub trait StoreAdmin: Send + Sync {
     /// The backend's name, e.g. `sqlx-sqlite`.
     fn backend(&self) -> &'static str;
 
-    /// Applies the embedded migrations not yet applied, in order, each in a transaction. Safe to
-    /// call twice and from several processes at once. [`StoreError::Migration`] when a migration
+    /// Applies the embedded migrations not yet applied, in order, in one transaction (all or
+    /// nothing). Safe to call twice and from several processes at once. [`StoreError::Migration`] when a migration
     /// fails, or the database has a migration this binary does not know or whose text changed.
     async fn migrate(&self) -> StoreResult<MigrationReport>;
 

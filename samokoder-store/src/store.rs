@@ -304,6 +304,56 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Opens a store with default options; see [`connect_with`].
+pub async fn connect(url: &str) -> StoreResult<Store> {
+    connect_with(&StoreOptions::new(url)).await
+}
+
+/// Opens a store: picks the backend, opens its connection pool(s) and checks one connection.
+/// It does not migrate; call [`Store::migrate`].
+///
+/// [`StoreError::InvalidInput`] for an unknown scheme, a malformed URL or a backend whose cargo
+/// feature is off; [`StoreError::Unavailable`] when the database cannot be reached.
+pub async fn connect_with(options: &StoreOptions) -> StoreResult<Store> {
+    options.validate()?;
+    let kind = match options.backend {
+        Some(kind) => kind,
+        None => BackendKind::from_url(&options.url)?,
+    };
+    match kind {
+        BackendKind::SqlxSqlite => open_sqlite(options).await,
+        BackendKind::SqlxPostgres => open_postgres(options).await,
+    }
+}
+
+#[cfg(feature = "sqlx-sqlite")]
+async fn open_sqlite(options: &StoreOptions) -> StoreResult<Store> {
+    let backend = crate::sqlite::SqliteStore::open(options).await?;
+    Ok(Store::from_backend(Arc::new(backend)))
+}
+
+#[cfg(not(feature = "sqlx-sqlite"))]
+async fn open_sqlite(_: &StoreOptions) -> StoreResult<Store> {
+    Err(StoreError::invalid(
+        "this build has no SQLite backend (enable the `sqlx-sqlite` feature)",
+    ))
+}
+
+#[cfg(feature = "sqlx-postgres")]
+async fn open_postgres(_: &StoreOptions) -> StoreResult<Store> {
+    // Transitional: the sqlx PostgreSQL backend is ported from the SQLite one next.
+    Err(StoreError::invalid(
+        "the sqlx PostgreSQL backend is not in this build yet",
+    ))
+}
+
+#[cfg(not(feature = "sqlx-postgres"))]
+async fn open_postgres(_: &StoreOptions) -> StoreResult<Store> {
+    Err(StoreError::invalid(
+        "this build has no sqlx PostgreSQL backend (enable the `sqlx-postgres` feature)",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
