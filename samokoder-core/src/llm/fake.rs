@@ -37,6 +37,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -482,6 +483,13 @@ impl FakeLlm {
     pub async fn start() -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        // Providers flush every event as it is produced; without TCP_NODELAY, Nagle's algorithm
+        // and the client's delayed ACKs would hold small SSE frames back for up to 40 ms.
+        let listener = listener.tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::warn!(error = %e, "fake LLM: could not set TCP_NODELAY");
+            }
+        });
         let shared = Arc::new(Shared::default());
         let router =
             Router::new()

@@ -37,6 +37,11 @@ mod types;
 #[cfg(feature = "fake-llm")]
 pub mod fake;
 
+/// The attribute macro that makes [`Provider`], [`LlmRecorder`] and [`ReplayCache`]
+/// implementations object-safe, re-exported so embedders need not depend on `async-trait`
+/// themselves (and cannot pick a mismatched version).
+pub use async_trait::async_trait;
+
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicProvider};
 pub use budget::{Budget, BudgetExhausted, BudgetLimits, BudgetResource, BudgetState, BudgetUsage};
 pub use config::{

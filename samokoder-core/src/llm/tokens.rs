@@ -137,8 +137,11 @@ impl ModelLimits {
 pub struct Fitted {
     /// The messages to send.
     pub messages: Vec<Message>,
-    /// Their counted prompt tokens.
+    /// Their prompt tokens: the exact count when one was needed, otherwise the
+    /// `ceil(chars / 3.5)` estimate (see [`fit_messages`]).
     pub prompt_tokens: u64,
+    /// Whether `prompt_tokens` is an exact tokenizer count.
+    pub exact: bool,
     /// How many messages were dropped to fit.
     pub dropped: usize,
 }
@@ -153,6 +156,11 @@ pub struct Overflow {
 }
 
 /// Fits `messages` into `context_window` leaving room for `max_output` tokens.
+///
+/// Exact tokenizers are only run when the answer depends on it. A byte-level BPE token covers at
+/// least one byte, so the UTF-8 length is a sound upper bound of the token count: when even that
+/// fits, the request fits, and `prompt_tokens` is the cheap estimate (exact counting of a 100 kB
+/// prompt costs milliseconds; most requests are far from their window).
 ///
 /// With `allow_trim`, the oldest droppable messages go first. System messages, the first
 /// non-system message (the task statement) and the last message (the current question) are never
@@ -180,6 +188,23 @@ pub fn fit_messages(
     allow_trim: bool,
 ) -> Result<Fitted, Overflow> {
     let prompt_budget = context_window.saturating_sub(max_output);
+    let exact = counter != TokenizerKind::Estimate;
+    if exact {
+        let upper_bound = messages
+            .iter()
+            .map(|m| m.content.len() as u64 + MESSAGE_OVERHEAD_TOKENS)
+            .sum::<u64>()
+            + REPLY_PRIMING_TOKENS;
+        if upper_bound <= prompt_budget {
+            let prompt_tokens = TokenizerKind::Estimate.count_messages(&messages);
+            return Ok(Fitted {
+                messages,
+                prompt_tokens,
+                exact: false,
+                dropped: 0,
+            });
+        }
+    }
     let mut counts: Vec<u64> = messages
         .iter()
         .map(|m| counter.count(&m.content) + MESSAGE_OVERHEAD_TOKENS)
@@ -189,6 +214,7 @@ pub fn fit_messages(
         return Ok(Fitted {
             messages,
             prompt_tokens: total,
+            exact,
             dropped: 0,
         });
     }
@@ -218,6 +244,7 @@ pub fn fit_messages(
         Ok(Fitted {
             messages,
             prompt_tokens: total,
+            exact,
             dropped,
         })
     } else {
@@ -248,6 +275,35 @@ mod tests {
         assert_eq!(TokenizerKind::Cl100k.count("hello world"), 2);
         let messages = [Message::user("hello world")];
         assert_eq!(TokenizerKind::O200k.count_messages(&messages), 2 + 4 + 3);
+    }
+
+    #[test]
+    fn exact_counting_runs_only_near_the_window() {
+        let messages = vec![Message::user("hello world ".repeat(100))];
+        // 1200 bytes fit a 10k budget whatever the tokenizer says: no exact count.
+        let far = fit_messages(
+            TokenizerKind::O200k,
+            messages.clone(),
+            20_000,
+            10_000,
+            false,
+        )
+        .unwrap();
+        assert!(!far.exact);
+        assert_eq!(
+            far.prompt_tokens,
+            TokenizerKind::Estimate.count_messages(&messages)
+        );
+        // Near the window the exact count decides: about 200 tokens fit a budget of 300 that the
+        // 1200 bytes would not, and do not fit a budget of 200.
+        let exact = TokenizerKind::O200k.count_messages(&messages);
+        assert!((200..300).contains(&exact), "{exact}");
+        let near =
+            fit_messages(TokenizerKind::O200k, messages.clone(), 1_300, 1_000, false).unwrap();
+        assert!(near.exact);
+        assert_eq!(near.prompt_tokens, exact);
+        let over = fit_messages(TokenizerKind::O200k, messages, 1_200, 1_000, false).unwrap_err();
+        assert_eq!(over.prompt_tokens, exact);
     }
 
     #[test]
