@@ -20,6 +20,8 @@ mod common;
 pub mod error;
 pub mod migrations;
 pub mod model;
+#[cfg(feature = "sqlx-postgres")]
+mod postgres;
 pub mod repo;
 #[cfg(feature = "sqlx-sqlite")]
 mod sqlite;

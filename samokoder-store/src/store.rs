@@ -340,11 +340,9 @@ async fn open_sqlite(_: &StoreOptions) -> StoreResult<Store> {
 }
 
 #[cfg(feature = "sqlx-postgres")]
-async fn open_postgres(_: &StoreOptions) -> StoreResult<Store> {
-    // Transitional: the sqlx PostgreSQL backend is ported from the SQLite one next.
-    Err(StoreError::invalid(
-        "the sqlx PostgreSQL backend is not in this build yet",
-    ))
+async fn open_postgres(options: &StoreOptions) -> StoreResult<Store> {
+    let backend = crate::postgres::PgStore::open(options).await?;
+    Ok(Store::from_backend(Arc::new(backend)))
 }
 
 #[cfg(not(feature = "sqlx-postgres"))]
