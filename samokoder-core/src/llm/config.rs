@@ -15,6 +15,9 @@
 //! SAMOKODER_LLM__ALLOWED_BASE_URL_HOSTS=[openrouter.ai, "*.openai.azure.com"]
 //! ```
 //!
+//! Header names cannot be written in environment variable names (`-` is not allowed there and
+//! figment lowercases keys), so extra `headers` belong in the configuration file.
+//!
 //! A provider named after a known kind (`openai`, `anthropic`, `azure`, `groq`, `openrouter`,
 //! `ollama`, `vllm`, `lmstudio`) needs no `kind` and gets that kind's base URL; any other name
 //! needs `kind` (`openai_compatible` for an arbitrary OpenAI-style server) and `base_url`.
