@@ -56,6 +56,8 @@
 //! with (re-exported here); see `examples/custom_store.rs` in the workspace.
 
 mod common;
+#[cfg(feature = "diesel-postgres")]
+pub mod diesel_pg;
 pub mod error;
 pub mod migrations;
 pub mod model;
