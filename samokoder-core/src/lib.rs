@@ -20,4 +20,6 @@ pub mod llm;
 #[cfg(feature = "engine")]
 pub mod state;
 #[cfg(feature = "engine")]
+pub mod workspace;
+#[cfg(feature = "engine")]
 pub mod prompts;
