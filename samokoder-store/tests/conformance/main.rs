@@ -113,3 +113,7 @@ macro_rules! backend_suite {
 
 for_each_case!(backend_suite!(sqlite, crate::harness::Sqlite));
 for_each_case!(backend_suite!(postgres, crate::harness::Postgres));
+for_each_case!(backend_suite!(
+    diesel_postgres,
+    crate::harness::DieselPostgres
+));
