@@ -22,4 +22,6 @@ pub mod state;
 #[cfg(feature = "engine")]
 pub mod workspace;
 #[cfg(feature = "engine")]
+pub mod runner;
+#[cfg(feature = "engine")]
 pub mod prompts;

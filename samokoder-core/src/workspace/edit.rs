@@ -203,7 +203,7 @@ pub enum EditError {
         /// How many blocks the edit has.
         blocks: usize,
         /// The most similar lines of the file, when any are at all similar.
-        closest: Option<ClosestMatch>,
+        closest: Option<Box<ClosestMatch>>,
     },
     /// The SEARCH lines occur more than once.
     #[error(
@@ -236,7 +236,7 @@ pub struct ClosestMatch {
     pub text: String,
 }
 
-fn closest_text(closest: &Option<ClosestMatch>) -> String {
+fn closest_text(closest: &Option<Box<ClosestMatch>>) -> String {
     let Some(c) = closest else {
         return "; no part of the file resembles them — re-read the file before editing".into();
     };
@@ -474,7 +474,7 @@ fn indent_shift(lines: &[Line<'_>], start: usize, search: &[&str]) -> Option<Shi
 /// character, so a failed edit on a huge file still answers quickly.
 const CHAR_DIFF_BUDGET: usize = 2_000_000;
 
-fn closest_match(lines: &[Line<'_>], search: &[&str]) -> Option<ClosestMatch> {
+fn closest_match(lines: &[Line<'_>], search: &[&str]) -> Option<Box<ClosestMatch>> {
     if lines.is_empty() {
         return None;
     }
@@ -531,13 +531,13 @@ fn closest_match(lines: &[Line<'_>], search: &[&str]) -> Option<ClosestMatch> {
         .enumerate()
         .map(|(i, l)| format!("{:>5} | {}\n", start + i + 1, l.text.trim_end_matches('\r')))
         .collect();
-    Some(ClosestMatch {
+    Some(Box::new(ClosestMatch {
         start_line: start + 1,
         end_line: start + width,
         similarity,
         first_difference,
         text,
-    })
+    }))
 }
 
 impl fmt::Display for SearchReplace {

@@ -638,11 +638,11 @@ fn write_beneath(
     let name = path.file_name();
     match file_type_at(&dir, name).map_err(io_err("inspect", path.as_str()))? {
         Some(FileType::RegularFile) => {
-            if let Some(Ok(existing)) = read_beneath(root, path, content.len() as u64)? {
-                if existing == content {
-                    report.unchanged += 1;
-                    return Ok(());
-                }
+            if let Some(Ok(existing)) = read_beneath(root, path, content.len() as u64)?
+                && existing == content
+            {
+                report.unchanged += 1;
+                return Ok(());
             }
         }
         Some(FileType::Directory) => {

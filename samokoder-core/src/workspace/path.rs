@@ -275,7 +275,8 @@ mod tests {
 
     #[test]
     fn refuses_escapes_and_garbage() {
-        let cases: &[(&str, fn(&PathError) -> bool)] = &[
+        type Check = fn(&PathError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, PathError::Empty(_))),
             ("./", |e| matches!(e, PathError::Empty(_))),
             ("/etc/passwd", |e| matches!(e, PathError::Absolute(_))),
