@@ -25,3 +25,7 @@ pub mod workspace;
 pub mod runner;
 #[cfg(feature = "engine")]
 pub mod prompts;
+#[cfg(feature = "engine")]
+pub mod agents;
+#[cfg(feature = "engine")]
+pub mod engine;
