@@ -45,6 +45,12 @@
 //!   the server down (`57P01`) therefore surfaces as [`StoreError::Database`], not
 //!   [`StoreError::Unavailable`]; a serialization failure, a dropped connection, a refused
 //!   connection and an exhausted pool are [`StoreError::Unavailable`].
+//! - Text keys (provider names, VCS hosts, branch names, file paths, event names, usage buckets)
+//!   are ordered bytewise, in Rust, as on SQLite; the sqlx backend orders them in SQL, by the
+//!   database's collation. On a `C`/`C.UTF-8` database the two agree; on an `en_US` one, mixed
+//!   case can come out in a different order.
+//! - The URL goes to tokio-postgres's parser, which rejects options only sqlx knows (e.g.
+//!   `statement-cache-capacity`) with [`StoreError::InvalidInput`].
 
 mod content;
 mod errors;
@@ -65,7 +71,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-pub use diesel_async::AsyncPgConnection;
+use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};

@@ -272,6 +272,116 @@ async fn migrate_refuses_an_edited_migration() {
     .await;
 }
 
+/// Options that open `url` with the given backend.
+#[cfg(feature = "sqlx-postgres")]
+fn with_backend(url: &str, kind: BackendKind) -> StoreOptions {
+    let mut options = StoreOptions::new(url);
+    options.backend = Some(kind);
+    options
+}
+
+/// One PostgreSQL database, both backends, in either order: whichever migrates first, the other
+/// finds the schema current (same bookkeeping table, same checksums), and each reads and
+/// continues what the other wrote.
+#[cfg(feature = "sqlx-postgres")]
+#[tokio::test]
+async fn both_postgres_backends_share_one_database() {
+    for first in [BackendKind::SqlxPostgres, BackendKind::DieselPostgres] {
+        with_schema(move |url| async move {
+            let second = match first {
+                BackendKind::SqlxPostgres => BackendKind::DieselPostgres,
+                _ => BackendKind::SqlxPostgres,
+            };
+            let a = crate::connect_with(&with_backend(&url, first))
+                .await
+                .unwrap();
+            let b = crate::connect_with(&with_backend(&url, second))
+                .await
+                .unwrap();
+            assert_eq!(a.backend(), first.name());
+            assert_eq!(b.backend(), second.name());
+            assert!(!a.migrate().await.unwrap().applied.is_empty());
+            let report = b.migrate().await.unwrap();
+            assert!(
+                report.applied.is_empty(),
+                "{second:?} re-applied {report:?}"
+            );
+
+            let user = a
+                .users
+                .create(&NewUser::new("shared@example.com", "h"))
+                .await
+                .unwrap();
+            assert_eq!(
+                b.users.find_by_email("SHARED@example.com").await.unwrap(),
+                Some(user.clone())
+            );
+            let project = b
+                .projects
+                .create(&NewProject {
+                    owner_id: user.id,
+                    name: "shared".into(),
+                    description: None,
+                })
+                .await
+                .unwrap();
+            let run = a
+                .runs
+                .create(&NewRun {
+                    project_id: project.id,
+                    user_id: user.id,
+                    description: "d".into(),
+                    autonomy: "auto".into(),
+                    budget: serde_json::json!({}),
+                })
+                .await
+                .unwrap();
+            // One per-run counter, whichever backend appends.
+            let seqs = [
+                a.events
+                    .append(run.id, "k", &serde_json::json!({}))
+                    .await
+                    .unwrap()
+                    .seq,
+                b.events
+                    .append(run.id, "k", &serde_json::json!({}))
+                    .await
+                    .unwrap()
+                    .seq,
+                a.events
+                    .append(run.id, "k", &serde_json::json!({}))
+                    .await
+                    .unwrap()
+                    .seq,
+            ];
+            assert_eq!(seqs, [1, 2, 3]);
+
+            // A job enqueued through one is claimed and completed through the other.
+            let job = a
+                .jobs
+                .enqueue(&NewJob::new("shared", serde_json::json!({})))
+                .await
+                .unwrap()
+                .job;
+            let claimed = b
+                .jobs
+                .claim("w", &["shared"], Duration::from_secs(30))
+                .await
+                .unwrap()
+                .expect("due job");
+            assert_eq!(claimed.id, job.id);
+            a.jobs.complete(job.id, "w").await.unwrap();
+            assert_eq!(
+                b.jobs.get(job.id).await.unwrap().status,
+                JobStatus::Completed
+            );
+            a.close().await;
+            b.close().await;
+        })
+        .await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 
