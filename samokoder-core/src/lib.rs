@@ -24,6 +24,8 @@ pub mod workspace;
 #[cfg(feature = "engine")]
 pub mod runner;
 #[cfg(feature = "engine")]
+pub mod templates;
+#[cfg(feature = "engine")]
 pub mod prompts;
 #[cfg(feature = "engine")]
 pub mod agents;

@@ -38,9 +38,13 @@ impl Default for BwrapMode {
 pub struct ResourceLimits {
     /// CPU seconds (`RLIMIT_CPU`); past it the kernel kills the process.
     pub cpu_seconds: u64,
-    /// Address space in bytes (`RLIMIT_AS`): allocation beyond it fails. Node reserves a lot of
-    /// virtual memory up front, so this cannot be small.
-    pub address_space_bytes: u64,
+    /// Memory in bytes (`RLIMIT_DATA`: heap and private writable mappings): allocation beyond
+    /// it fails (`MemoryError`, V8's out-of-memory). This is the memory limit to use.
+    pub memory_bytes: u64,
+    /// Address space in bytes (`RLIMIT_AS`), off by default: V8 reserves tens of GiB of
+    /// address space it never touches (WebAssembly guard regions — `fetch` in Node uses
+    /// WebAssembly), so an address-space cap low enough to matter breaks Node programs.
+    pub address_space_bytes: Option<u64>,
     /// Processes/threads of the user (`RLIMIT_NPROC`). The kernel does not enforce it for
     /// processes whose real user is root outside the sandbox (a server run as root): there the
     /// pid namespace and the time limit are what bound a fork bomb.
@@ -55,7 +59,8 @@ impl Default for ResourceLimits {
     fn default() -> Self {
         Self {
             cpu_seconds: 300,
-            address_space_bytes: 8 * 1024 * 1024 * 1024,
+            memory_bytes: 2 * 1024 * 1024 * 1024,
+            address_space_bytes: None,
             max_processes: 256,
             max_file_bytes: 512 * 1024 * 1024,
             max_open_files: 4096,
@@ -66,14 +71,18 @@ impl Default for ResourceLimits {
 impl ResourceLimits {
     /// The `prlimit` options, soft = hard.
     pub(crate) fn prlimit_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             format!("--cpu={0}:{0}", self.cpu_seconds),
-            format!("--as={0}:{0}", self.address_space_bytes),
+            format!("--data={0}:{0}", self.memory_bytes),
             format!("--nproc={0}:{0}", self.max_processes),
             format!("--fsize={0}:{0}", self.max_file_bytes),
             format!("--nofile={0}:{0}", self.max_open_files),
             "--core=0:0".into(),
-        ]
+        ];
+        if let Some(bytes) = self.address_space_bytes {
+            args.push(format!("--as={bytes}:{bytes}"));
+        }
+        args
     }
 }
 

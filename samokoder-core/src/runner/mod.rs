@@ -11,7 +11,7 @@
 //!   writable, system directories read-only, private `/tmp`, no network unless
 //!   [`Network::Loopback`], no capabilities, own pid namespace) or else unconfined with the
 //!   limits that remain ([`SandboxKind::Unconfined`], reported in every outcome).
-//! - Limits: wall-clock timeout that kills the whole process tree; CPU time, address space,
+//! - Limits: wall-clock timeout that kills the whole process tree; CPU time, memory,
 //!   process count, file size and open files through the `prlimit` utility inside the sandbox
 //!   ([`ResourceLimits`]); stdout and stderr captured concurrently, each capped with head and
 //!   tail kept ([`CapturedOutput`]), and streamed live to an [`OutputSink`].

@@ -245,22 +245,34 @@ pub(crate) fn base_env(home: &str, tmp: &str) -> BTreeMap<String, String> {
 /// it (`--die-with-parent`); unconfined it is what makes "no process survives" hold, except for
 /// a daemon that both left the group and was re-parented before we looked.
 pub(crate) fn kill_tree(leader: u32) {
-    let Some(pid) = rustix::process::Pid::from_raw(leader as i32) else {
+    use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+    let Some(pid) = Pid::from_raw(leader as i32) else {
         return;
     };
-    // A few rounds: a process forking while we kill can add a child between scans.
+    let signal_all = |pids: &[u32], signal: Signal| {
+        for p in pids.iter().filter_map(|&v| Pid::from_raw(v as i32)) {
+            let _ = kill_process(p, signal);
+        }
+    };
+    // Freeze first, then look: once a process is killed its children are re-parented to init
+    // and can no longer be found through it, and a running process can fork between our scan
+    // and our kill. Stopped processes do neither.
+    let _ = kill_process_group(pid, Signal::STOP);
+    let mut victims: Vec<u32> = Vec::new();
     for _ in 0..3 {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        let victims = descendants(leader);
-        if victims.is_empty() {
+        let new: Vec<u32> = descendants(leader)
+            .into_iter()
+            .filter(|p| !victims.contains(p))
+            .collect();
+        if new.is_empty() {
             break;
         }
-        for v in victims {
-            if let Some(p) = rustix::process::Pid::from_raw(v as i32) {
-                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-            }
-        }
+        signal_all(&new, Signal::STOP);
+        victims.extend(new);
     }
+    let _ = kill_process_group(pid, Signal::KILL);
+    let _ = kill_process(pid, Signal::KILL);
+    signal_all(&victims, Signal::KILL);
 }
 
 /// Kills what remains of a process group whose leader was already reaped.

@@ -2,3 +2,9 @@
 
 #[cfg(feature = "fake-llm")]
 mod llm;
+#[cfg(feature = "engine")]
+mod runner;
+#[cfg(feature = "engine")]
+mod templates;
+#[cfg(feature = "engine")]
+mod workspace;
