@@ -31,8 +31,16 @@ const FAILURE_MARKERS: &[&str] = &[
     "npm ERR!",
 ];
 
-/// Stdout then stderr, cut to the last [`OUTPUT_TAIL_CHARS`] characters.
+/// Stdout then stderr, cut to the last [`OUTPUT_TAIL_CHARS`] characters, with timings masked.
+///
+/// Timings (`(1.52ms)`, `duration_ms 40.1`, `Ran 3 tests in 0.002s`) differ between otherwise
+/// identical runs; masked, the prompts built from this text are identical too, which the replay
+/// cache needs. The command log keeps the raw output.
 pub fn output_tail(result: &CommandResult) -> String {
+    mask_timings(&raw_tail(result))
+}
+
+fn raw_tail(result: &CommandResult) -> String {
     let mut text = result.stdout.clone();
     if !result.stderr.is_empty() {
         if !text.is_empty() && !text.ends_with('\n') {
@@ -49,6 +57,43 @@ pub fn output_tail(result: &CommandResult) -> String {
         "[… {} earlier characters cut …]\n{tail}",
         count - OUTPUT_TAIL_CHARS
     )
+}
+
+fn mask_timings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut after_duration = false;
+    for piece in text.split_inclusive(|c: char| c.is_whitespace()) {
+        let word = piece.trim_end();
+        let rest = &piece[word.len()..];
+        let core = word.trim_matches(|c| c == '(' || c == ')' || c == ',');
+        let number = |s: &str| {
+            !s.is_empty()
+                && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && s.chars().any(|c| c.is_ascii_digit())
+        };
+        let timing = core
+            .strip_suffix("ms")
+            .or_else(|| core.strip_suffix('s'))
+            .is_some_and(number);
+        if timing || (after_duration && number(core)) {
+            let mut masked = false;
+            for c in word.chars() {
+                if c.is_ascii_digit() || c == '.' {
+                    if !masked {
+                        out.push('N');
+                        masked = true;
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+        } else {
+            out.push_str(word);
+        }
+        out.push_str(rest);
+        after_duration = word.starts_with("duration");
+    }
+    out
 }
 
 /// The verdict from the exit code alone, or `None` when the output contradicts it.
@@ -112,6 +157,17 @@ mod tests {
         assert_eq!(clear_verdict(&result(Some(1), "")), Some(false));
         assert_eq!(clear_verdict(&result(None, "")), Some(false));
         assert_eq!(clear_verdict(&result(Some(0), "not ok 1 - adds\n")), None);
+    }
+
+    #[test]
+    fn timings_are_masked() {
+        let a = mask_timings(
+            "ok 1 - adds (1.52ms)\n# duration_ms 40.1\nRan 3 tests in 0.002s\nitems: 3\n",
+        );
+        let b =
+            mask_timings("ok 1 - adds (0.9ms)\n# duration_ms 7\nRan 3 tests in 0.010s\nitems: 3\n");
+        assert_eq!(a, b);
+        assert!(a.contains("items: 3"), "{a}");
     }
 
     #[test]

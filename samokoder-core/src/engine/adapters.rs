@@ -1,4 +1,4 @@
-//! The engine's [`CommandRunner`] port over the workspace's sandboxed [`Runner`].
+//! The engine's ports over the crate's own sandboxed [`Runner`] and starter templates.
 
 use std::path::Path;
 use std::time::Duration;
@@ -6,9 +6,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::ports::{CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxInfo};
+use super::ports::{
+    CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxInfo, TemplateCatalog,
+    TemplateInfo,
+};
 use crate::runner::{CommandSpec, OutputStream as RunnerStream, Runner, SandboxKind, Verdict};
 use crate::state::OutputStream;
+use crate::templates::{self, TemplateVars};
+use crate::workspace::{BlobSource, MemoryBlobs};
 
 fn spec(argv: &[String], timeout: Duration, approved: bool) -> CommandSpec {
     CommandSpec::argv(argv.iter().cloned())
@@ -95,5 +100,45 @@ impl CommandRunner for Runner {
             stderr: outcome.stderr.text,
             timed_out: outcome.timed_out,
         })
+    }
+}
+
+/// The starter templates built into this crate ([`crate::templates`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuiltinTemplates;
+
+impl TemplateCatalog for BuiltinTemplates {
+    fn list(&self) -> Vec<TemplateInfo> {
+        templates::list()
+            .iter()
+            .map(|t| TemplateInfo {
+                name: t.id.to_owned(),
+                description: t.description.to_owned(),
+                stack: t
+                    .stack
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                test_command: t.test_command.iter().map(|s| (*s).to_owned()).collect(),
+            })
+            .collect()
+    }
+
+    fn render(&self, name: &str, project_name: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let template = templates::require(name).map_err(|e| e.to_string())?;
+        let mut blobs = MemoryBlobs::new();
+        let snapshot = template
+            .render(&TemplateVars::new(project_name), &mut blobs)
+            .map_err(|e| e.to_string())?;
+        snapshot
+            .iter()
+            .map(|(path, hash)| {
+                blobs
+                    .blob(hash)
+                    .map(|content| (path.as_str().to_owned(), content.to_vec()))
+                    .ok_or_else(|| format!("template {name}: missing content of {path}"))
+            })
+            .collect()
     }
 }

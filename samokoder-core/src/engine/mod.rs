@@ -74,6 +74,7 @@ use crate::state::{
 };
 use crate::workspace::{MaterializeOptions, WorkspaceError, materialize};
 
+pub use adapters::BuiltinTemplates;
 pub use events::{PublishedEvent, TEXT_FLUSH_BYTES, TEXT_FLUSH_INTERVAL};
 pub use guards::failure_signature;
 pub use ports::{

@@ -212,13 +212,13 @@ fn clean_label(label: &str) -> String {
     }
 }
 
-fn data_filter(value: Value, label: String) -> Result<Value, minijinja::Error> {
+fn data_filter(value: &Value, label: &str) -> Result<Value, minijinja::Error> {
     let content = match value.as_str() {
         Some(s) => s.to_owned(),
         None if value.is_undefined() || value.is_none() => String::new(),
         None => value.to_string(),
     };
-    Ok(Value::from(fence_untrusted(&label, &content)))
+    Ok(Value::from(fence_untrusted(label, &content)))
 }
 
 #[cfg(test)]
