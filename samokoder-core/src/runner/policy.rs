@@ -452,7 +452,6 @@ const WRAPPERS: &[(&str, &[&str])] = &[
     ("stdbuf", &["-i", "-o", "-e"]),
     ("setsid", &[]),
     ("xargs", &["-I", "-n", "-P", "-L", "-d", "-a", "-E", "-s"]),
-    ("npx", &["-p", "--package"]),
 ];
 
 fn is_assignment(word: &str) -> bool {
@@ -480,11 +479,7 @@ impl SimpleCommand {
             }
             let first = rest.first()?;
             let program = base_name(first);
-            // npx runs a package's binary, but it is also the download: judge npx itself.
-            let Some((_, valued)) = WRAPPERS
-                .iter()
-                .find(|(name, _)| *name == program && *name != "npx")
-            else {
+            let Some((_, valued)) = WRAPPERS.iter().find(|(name, _)| *name == program) else {
                 return Some(SimpleCommand {
                     program,
                     words: rest.to_vec(),

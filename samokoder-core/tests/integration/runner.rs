@@ -45,13 +45,20 @@ async fn sh(runner: &Runner, root: &Path, script: &str) -> CommandOutcome {
         .unwrap()
 }
 
-/// A number unlikely to appear in any other process's command line.
+/// A number unlikely to appear in any other process's command line, distinct per call (each
+/// caller may use the next nine too).
 fn marker() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    900_000 + u64::from(nanos % 90_000) + u64::from(std::process::id() % 1000)
+    static NEXT: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        AtomicU64::new(
+            900_000 + u64::from(nanos % 50_000) + u64::from(std::process::id() % 1000) * 10,
+        )
+    });
+    next.fetch_add(10, Ordering::Relaxed)
 }
 
 /// Processes whose command line contains `needle`, from /proc.
@@ -264,10 +271,38 @@ async fn timeout_kills_the_whole_process_tree_unconfined() {
 }
 
 #[tokio::test]
+async fn cancelling_a_run_kills_its_processes() {
+    for (name, runner) in both() {
+        let ws = tempfile::tempdir().unwrap();
+        let m = marker();
+        let spec = CommandSpec::shell(format!("sleep {m} & sleep {}", m + 1));
+        // The engine drops the future when a run is cancelled.
+        let run = runner.run(ws.path(), &spec, None);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), run)
+                .await
+                .is_err()
+        );
+        let mut left = Vec::new();
+        for _ in 0..20 {
+            left = [m, m + 1]
+                .iter()
+                .flat_map(|n| processes_with(&format!("sleep {n}")))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(left.is_empty(), "{name}: {left:?}");
+    }
+}
+
+#[tokio::test]
 async fn background_processes_do_not_outlive_a_finished_command() {
     for (name, runner) in both() {
         let ws = tempfile::tempdir().unwrap();
-        let m = marker() + 10;
+        let m = marker();
         let out = sh(
             &runner,
             ws.path(),
