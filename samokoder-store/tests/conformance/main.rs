@@ -13,6 +13,7 @@ mod fixtures;
 mod harness;
 
 mod content;
+mod engine;
 mod jobs;
 mod migrations;
 mod projects;
