@@ -129,8 +129,9 @@ impl LockoutDecision {
 
 impl LockoutPolicy {
     /// Checks that the limits make sense: at least one failure, a window of at least a second,
-    /// and an account ceiling no lower than the per-client limit (otherwise one address could
-    /// lock the owner out everywhere again).
+    /// an account ceiling no lower than the per-client limit (otherwise one address could lock
+    /// the owner out everywhere again), and an account window no shorter than the per-client
+    /// one (see [`LockoutPolicy::fetch_limit`] for why).
     pub fn validate(&self) -> AuthResult<()> {
         for (field, limit) in [
             ("lockout.per_client", self.per_client),
@@ -149,6 +150,12 @@ impl LockoutPolicy {
                 reason: "max_failures must be at least lockout.per_client.max_failures".into(),
             });
         }
+        if self.per_account.window_seconds < self.per_client.window_seconds {
+            return Err(AuthError::InvalidConfig {
+                field: "lockout.per_account",
+                reason: "window_seconds must be at least lockout.per_client.window_seconds".into(),
+            });
+        }
         Ok(())
     }
 
@@ -158,7 +165,9 @@ impl LockoutPolicy {
     }
 
     /// How many of the newest failures [`LockoutPolicy::evaluate`] needs at most. Older ones
-    /// cannot change the decision: if the account has this many, the account limit decides.
+    /// cannot change the decision: if the account has this many within the lookback, they are
+    /// all inside the account window (which [`LockoutPolicy::validate`] requires to be the
+    /// longest), so the account limit decides.
     pub fn fetch_limit(&self) -> u32 {
         self.per_client
             .max_failures
@@ -425,6 +434,43 @@ mod tests {
         policy.per_account.max_failures = 4;
         assert!(policy.validate().is_err());
         LockoutPolicy::default().validate().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_window_longer_than_the_account_window_is_rejected() {
+        // 5 per client per hour, but the account ceiling only looks at one minute.
+        let policy = LockoutPolicy {
+            per_client: LockoutLimit {
+                max_failures: 5,
+                window_seconds: 3600,
+            },
+            per_account: LockoutLimit {
+                max_failures: 50,
+                window_seconds: 60,
+            },
+        };
+        // Why: `check` reads only the account's newest `fetch_limit()` (50) failures. Client
+        // "a" fails 5 times, then 50 failures from other addresses, one a minute (never 50 in
+        // one minute), push a's failures out of that read: a would be let in again within its
+        // hour although it is locked.
+        let mut failures: Vec<_> = (0..5).map(|m| failure(m, "a")).collect();
+        failures.extend((5..55).map(|m| failure(m, &format!("other-{m}"))));
+        let now = at(55);
+        assert!(policy.evaluate(&failures, "a", now).is_locked());
+        failures.sort_by_key(|f| std::cmp::Reverse(f.at));
+        failures.truncate(policy.fetch_limit() as usize);
+        assert!(!policy.evaluate(&failures, "a", now).is_locked());
+
+        assert!(matches!(
+            policy.validate(),
+            Err(AuthError::InvalidConfig {
+                field: "lockout.per_account",
+                ..
+            })
+        ));
+        let store = Arc::new(InMemoryLoginAttemptStore::new());
+        let clock = Arc::new(ManualClock::new(t0()));
+        assert!(LockoutService::new(policy, store, clock).is_err());
     }
 
     #[test]
