@@ -58,7 +58,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::agents::AgentError;
@@ -82,6 +81,9 @@ pub use ports::{
     TemplateInfo,
 };
 pub use replay::ReplayMode;
+/// The token [`Engine::drive`] takes, re-exported so callers need not depend on `tokio-util`
+/// themselves (and cannot pick a mismatched version).
+pub use tokio_util::sync::CancellationToken;
 
 use events::{EventBus, EventWriter};
 use files::ProjectFiles;
