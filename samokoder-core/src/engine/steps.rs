@@ -110,7 +110,11 @@ pub(crate) fn apply_answer(state: &mut RunState, purpose: &QuestionPurpose, answ
             }
         }
         QuestionPurpose::StepCap => {
-            if !affirmative(answer) {
+            if affirmative(answer) {
+                // The cap counts steps from here again: the step applying this answer is
+                // `state.step + 1`, and the configured number of steps follows it.
+                state.guard.extra_steps = state.step + 1;
+            } else {
                 state.phase = Phase::Failed {
                     reason: format!("stopped at the step cap ({} steps)", state.step),
                 };

@@ -415,7 +415,8 @@ pub struct CommandFailure {
 pub struct GuardState {
     /// Normalised failure signatures and how often each was seen, in first-seen order.
     pub failures: Vec<FailureCount>,
-    /// Extra steps a person granted past the configured cap.
+    /// Where the step cap counts from: a person who lets a capped run continue moves it to the
+    /// current step, so the run gets the configured number of steps again.
     pub extra_steps: u64,
 }
 

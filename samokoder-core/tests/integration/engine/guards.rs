@@ -134,3 +134,58 @@ async fn the_cost_budget_stops_the_run_and_a_raised_one_continues_it() {
     );
     assert_eq!(h.files(run.project_id).await["src/stats.js"], STATS_GOOD);
 }
+
+#[tokio::test]
+async fn the_step_cap_ends_an_auto_run_and_asks_in_an_interactive_one() {
+    let config = || EngineConfig {
+        max_steps: 3,
+        ..EngineConfig::default()
+    };
+    let h = Harness::with(Script::default(), config(), Arc::new(MemoryRunStore::new())).await;
+    let run = h.run(Autonomy::Auto);
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome, RunOutcome::StepCapReached { steps: 3 });
+    let stored = h.store.run(run.id).await.unwrap();
+    assert_eq!(stored.status, RunStatus::Failed);
+    assert_eq!(
+        stored.error.as_deref(),
+        Some("step cap reached after 3 steps")
+    );
+    let head = h.store.head(run.project_id).await.unwrap().unwrap();
+    assert_eq!(head.sequence, 3, "three steps, three checkpoints");
+
+    let run = h.run(Autonomy::Interactive);
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    let RunOutcome::WaitingForHuman { question_id } = outcome else {
+        panic!("expected a question, got {outcome:?}");
+    };
+    assert_eq!(
+        h.store.question(question_id).await.unwrap().spec.buttons,
+        ["continue", "stop"]
+    );
+    h.engine.answer(question_id, "continue").await.unwrap();
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::WaitingForHuman { .. }),
+        "three more steps, then the cap asks again: {outcome:?}"
+    );
+    let head = h.store.head(run.project_id).await.unwrap().unwrap();
+    let state: RunState = serde_json::from_value(head.state).unwrap();
+    assert_eq!(
+        state.step, 9,
+        "3 steps, the question, the answer, 3 more steps, the question again"
+    );
+    assert!(matches!(state.phase, Phase::WaitingForHuman { .. }));
+}

@@ -107,3 +107,75 @@ async fn auto_mode_answers_with_the_defaults() {
     let stored = h.store.question(*question_id).await.unwrap();
     assert_eq!(stored.answer.as_deref(), Some("yes, count every item"));
 }
+
+fn risky() -> Script {
+    Script {
+        risky_command: true,
+        ..Script::default()
+    }
+}
+
+#[tokio::test]
+async fn a_risky_command_asks_first_in_interactive_mode() {
+    let h = Harness::new(risky()).await;
+    let run = h.run(Autonomy::Interactive);
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    let RunOutcome::WaitingForHuman { question_id } = outcome else {
+        panic!("expected an approval question, got {outcome:?}");
+    };
+    let question = h.store.question(question_id).await.unwrap();
+    assert!(
+        question.spec.text.starts_with("May I run `npm publish`?"),
+        "{}",
+        question.spec.text
+    );
+    assert_eq!(question.spec.buttons, ["run", "skip"]);
+    assert!(
+        h.store.commands(run.id).is_empty(),
+        "nothing ran before the answer"
+    );
+
+    h.engine.answer(question_id, "skip").await.unwrap();
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { .. }),
+        "{outcome:?}"
+    );
+    let argvs: Vec<Vec<String>> = h
+        .store
+        .commands(run.id)
+        .into_iter()
+        .map(|c| c.argv)
+        .collect();
+    assert_eq!(argvs, [["npm", "test"]], "the skipped command never ran");
+}
+
+#[tokio::test]
+async fn a_risky_command_is_skipped_by_default_in_auto_mode() {
+    let h = Harness::new(risky()).await;
+    let run = h.run(Autonomy::Auto);
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { .. }),
+        "{outcome:?}"
+    );
+    let argvs: Vec<Vec<String>> = h
+        .store
+        .commands(run.id)
+        .into_iter()
+        .map(|c| c.argv)
+        .collect();
+    assert_eq!(argvs, [["npm", "test"]]);
+}

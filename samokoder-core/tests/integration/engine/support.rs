@@ -38,6 +38,8 @@ pub struct Script {
     pub useless_fix: bool,
     /// The test file is streamed slowly (for killing a drive mid-stream).
     pub slow_test_file: bool,
+    /// The developer also plans `npm publish`, which the runner's policy wants approved.
+    pub risky_command: bool,
 }
 
 fn role(request: &FakeRequest) -> String {
@@ -99,14 +101,21 @@ impl Script {
             }]}));
         }
         if system.starts_with("You are a full-stack developer") {
-            return reply(json!({"steps": [
+            let mut steps = json!([
                 {"kind": "write_file", "path": "src/stats.js",
                  "instructions": "Export countItems(items) returning the number of items."},
                 {"kind": "write_file", "path": "test/stats.test.js",
                  "instructions": "Test countItems with two items and with none."},
                 {"kind": "write_file", "path": "src/app.js",
                  "instructions": "Route GET /api/stats to {count: countItems(store.list())}."}
-            ]}));
+            ]);
+            if self.risky_command {
+                steps.as_array_mut().unwrap().push(json!({
+                    "kind": "run_command", "argv": ["npm", "publish"],
+                    "purpose": "publish the package", "timeout_secs": 30
+                }));
+            }
+            return reply(json!({ "steps": steps }));
         }
         if system.starts_with("You are the code writer") {
             return self.code(&user, request);
