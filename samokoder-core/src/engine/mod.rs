@@ -520,6 +520,19 @@ impl Engine {
                 outcome: outcome.clone(),
             });
         }
+        if let Ok(
+            RunOutcome::Completed { .. } | RunOutcome::Failed { .. } | RunOutcome::Cancelled,
+        ) = result
+        {
+            // A finished run needs no working directory (dependency trees can be large); any
+            // checkpoint can be materialised again with `Engine::materialize`.
+            let dir = drive.workdir(&self.deps.workdir);
+            if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(%run_id, error = %e, "could not remove the run's working directory");
+            }
+        }
         if let Err(e) = store.set_current_agent(run_id, None).await {
             tracing::warn!(%run_id, error = %e, "could not clear the current agent");
         }
@@ -776,8 +789,9 @@ impl Engine {
     }
 
     /// Makes a new checkpoint on the run's project whose files equal those of checkpoint `to`
-    /// (and whose run state is `to`'s): a rollback that keeps history. Drive the run again to
-    /// continue from there.
+    /// (and whose run state is `to`'s when `to` belongs to this run): a rollback that keeps
+    /// history. Drive the run again to continue from there, if it has not ended; for a finished
+    /// run, a new run on the project starts from these files.
     pub async fn rollback(&self, run_id: Uuid, to: Uuid) -> Result<Checkpoint, EngineError> {
         let store = &self.deps.store;
         let run = store.run(run_id).await?;

@@ -127,3 +127,54 @@ async fn the_troubleshooter_fixes_failing_tests() {
     });
     assert!(saw_failure);
 }
+
+#[tokio::test]
+async fn any_checkpoint_can_be_rolled_back_to_and_materialised() {
+    let h = Harness::new(Script::default()).await;
+    let run = h.run(Autonomy::Auto);
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { .. }),
+        "{outcome:?}"
+    );
+    let finished = h.files(run.project_id).await;
+    let head = h.store.head(run.project_id).await.unwrap().unwrap();
+
+    // The checkpoint right after the architect applied the starter template.
+    let events = h.store.events_after(run.id, 0, 10_000).await.unwrap();
+    let template_checkpoint = events
+        .into_iter()
+        .find_map(|e| match serde_json::from_value(e.payload).unwrap() {
+            EngineEvent::Checkpoint {
+                checkpoint_id,
+                label,
+                ..
+            } if label.starts_with("architecture") => Some(checkpoint_id),
+            _ => None,
+        })
+        .unwrap();
+    let template_files = h.store.files(template_checkpoint).await.unwrap();
+    assert!(!template_files.contains_key("src/stats.js"));
+
+    let rolled = h
+        .engine
+        .rollback(run.id, template_checkpoint)
+        .await
+        .unwrap();
+    assert_eq!(rolled.parent_id, Some(head.id), "history is kept");
+    assert_eq!(h.store.files(rolled.id).await.unwrap(), template_files);
+
+    // And the finished state is still there to go back to, on disk this time.
+    let dir = tempfile::tempdir().unwrap();
+    h.engine.materialize(head.id, dir.path()).await.unwrap();
+    for (path, content) in &finished {
+        assert_eq!(
+            &std::fs::read_to_string(dir.path().join(path)).unwrap(),
+            content
+        );
+    }
+}
