@@ -257,27 +257,40 @@ impl LoginAttemptStore for InMemoryLoginAttemptStore {
         let Some(list) = attempts.by_account.get(account) else {
             return Ok(Vec::new());
         };
-        // Latest success per client: that client's earlier failures are forgiven.
-        let mut last_success: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        // A success forgives the same client's failures before it: earlier in time, or at the
+        // same instant but recorded earlier (as the SQL backends order by time, then row id).
+        let mut latest_success: HashMap<&str, DateTime<Utc>> = HashMap::new();
         for attempt in list.iter().filter(|a| a.succeeded) {
-            let entry = last_success
+            let entry = latest_success
                 .entry(attempt.client.as_str())
                 .or_insert(attempt.at);
             *entry = (*entry).max(attempt.at);
         }
-        let mut failures: Vec<FailedLogin> = list
-            .iter()
-            .filter(|a| !a.succeeded && a.at >= since)
-            .filter(|a| {
-                last_success
-                    .get(a.client.as_str())
-                    .is_none_or(|success| a.at > *success)
-            })
-            .map(|a| FailedLogin {
-                at: a.at,
-                client: a.client.clone(),
-            })
-            .collect();
+        // Walking newest-recorded first, the latest success recorded after each attempt.
+        let mut success_after: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        let mut failures = Vec::new();
+        for attempt in list.iter().rev() {
+            let client = attempt.client.as_str();
+            if attempt.succeeded {
+                let entry = success_after.entry(client).or_insert(attempt.at);
+                *entry = (*entry).max(attempt.at);
+                continue;
+            }
+            let forgiven = latest_success
+                .get(client)
+                .is_some_and(|success| *success > attempt.at)
+                || success_after
+                    .get(client)
+                    .is_some_and(|success| *success >= attempt.at);
+            if !forgiven && attempt.at >= since {
+                failures.push(FailedLogin {
+                    at: attempt.at,
+                    client: attempt.client.clone(),
+                });
+            }
+        }
+        // Newest first; among equal times the later recorded first (the list is in that order
+        // already and the sort is stable).
         failures.sort_by_key(|failure| std::cmp::Reverse(failure.at));
         failures.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(failures)
@@ -504,6 +517,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_success_forgives_only_what_was_recorded_before_it_at_the_same_instant() {
+        // A stopped clock (or a coarse one) records several attempts at one instant; as in the
+        // SQL backends, insertion order then decides what a success forgives.
+        let store = InMemoryLoginAttemptStore::new();
+        store.record_attempt("a", "c", false, t(0)).await.unwrap();
+        store.record_attempt("a", "c", true, t(0)).await.unwrap();
+        store.record_attempt("a", "c", false, t(0)).await.unwrap();
+        store.record_attempt("a", "c", false, t(0)).await.unwrap();
+        let failures = store.recent_failures("a", t(0), 10).await.unwrap();
+        assert_eq!(
+            failures.len(),
+            2,
+            "failures after the success were forgiven"
+        );
     }
 
     #[tokio::test]
