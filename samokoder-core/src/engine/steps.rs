@@ -143,7 +143,11 @@ impl Engine {
 
     /// Runs the step the current phase calls for.
     pub(crate) async fn step(&self, d: &mut Drive) -> Result<StepOutcome, StepStop> {
-        let step_key = format!("step-{}", d.state.step + 1);
+        // Keyed by the checkpoint this step will become (the branch's next sequence number):
+        // the same after a crash, so a redone step finds its answers; new after a rollback, so
+        // a step taken again from an old state asks afresh instead of replaying.
+        let next = d.head.as_ref().map_or(0, |h| h.sequence) + 1;
+        let step_key = format!("checkpoint-{next}");
         match d.state.phase.clone() {
             Phase::NeedsSpec => self.spec_step(d, &step_key).await,
             Phase::NeedsArchitecture => self.architecture_step(d, &step_key).await,
