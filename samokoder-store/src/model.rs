@@ -231,13 +231,26 @@ impl Cursor {
         hex::encode(raw)
     }
 
+    /// Longest encoded cursor: `hex("<20-digit micros>:<32 hex digits>")` is at most 106.
+    const MAX_ENCODED_LEN: usize = 128;
+
+    /// Parses a cursor a client sent back. Anything but the shape [`Cursor::encode`] writes,
+    /// with an instant inside [`TimeRange::all`], is [`StoreError::InvalidInput`]: the instant
+    /// is bound into SQL, and one PostgreSQL cannot represent would otherwise fail the query.
     pub(crate) fn decode(cursor: &str) -> StoreResult<Self> {
         let bad = || StoreError::invalid("malformed page cursor");
+        if cursor.len() > Self::MAX_ENCODED_LEN {
+            return Err(bad());
+        }
         let raw = hex::decode(cursor).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (micros, id) = raw.split_once(':').ok_or_else(bad)?;
         let micros: i64 = micros.parse().map_err(|_| bad())?;
         let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+        let representable = TimeRange::all();
+        if created_at < representable.from || created_at > representable.to {
+            return Err(bad());
+        }
         let id = Uuid::try_parse(id).map_err(|_| bad())?;
         Ok(Self { created_at, id })
     }
@@ -1544,6 +1557,14 @@ mod tests {
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(Cursor::decode("zz").is_err());
         assert!(Cursor::decode(&hex::encode("12:not-a-uuid")).is_err());
+        let id = Uuid::max().simple();
+        for micros in [i64::MIN, -1, 253_402_300_799_000_001, i64::MAX] {
+            let forged = hex::encode(format!("{micros}:{id}"));
+            assert!(Cursor::decode(&forged).is_err(), "{micros}");
+        }
+        let longest = hex::encode(format!("{}:{id}", i64::MIN));
+        assert!(longest.len() <= Cursor::MAX_ENCODED_LEN);
+        assert!(Cursor::decode(&"00".repeat(100)).is_err());
     }
 
     #[test]

@@ -115,6 +115,27 @@ pub async fn list_pages_newest_first(ctx: Ctx) {
         store.projects.list(&query).await,
         StoreError::InvalidInput(_)
     );
+    // Cursors come back from clients. A hand-made one only moves the position inside the
+    // owner's own listing...
+    let forged = |micros: i64| hex::encode(format!("{micros}:{}", Uuid::max().simple()));
+    query.cursor = Some(forged(253_402_300_799_000_000)); // 9999-12-31T23:59:59Z
+    let page = store.projects.list(&query).await.unwrap();
+    assert_eq!(page.items.len(), 3);
+    assert!(page.items.iter().all(|p| p.owner_id == owner.id));
+    // ...and one outside the instants the store ever writes (PostgreSQL cannot even hold
+    // some of them) is the client's error, not a failure of the store.
+    for micros in [i64::MIN, -1, i64::MAX] {
+        query.cursor = Some(forged(micros));
+        assert_err!(
+            store.projects.list(&query).await,
+            StoreError::InvalidInput(_)
+        );
+    }
+    query.cursor = Some("00".repeat(10_000));
+    assert_err!(
+        store.projects.list(&query).await,
+        StoreError::InvalidInput(_)
+    );
     assert_err!(
         store
             .projects
