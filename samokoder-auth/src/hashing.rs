@@ -12,9 +12,14 @@
 //!   bcrypt hash: we reject rather than accept a prefix. (The original allowed 128 characters
 //!   and silently truncated; an affected user has to reset the password once.) The rejection
 //!   still runs bcrypt on the hash, so it takes as long as a real check.
-//! * **No user-enumeration oracle.** For an e-mail that has no account, call
-//!   [`PasswordHasher::verify_unknown_user`]: it verifies against a dummy argon2id hash made
-//!   once with the current parameters, so it costs what a real verification costs.
+//! * **No user-enumeration oracle** for accounts hashed with the current parameters. For an
+//!   e-mail that has no account, call [`PasswordHasher::verify_unknown_user`]: it verifies
+//!   against a dummy argon2id hash made once with the current parameters, so it costs what
+//!   verifying such an account costs. A verification costs what the *stored* hash's parameters
+//!   say, though: an account still on the original's bcrypt (cost 12, several times slower than
+//!   argon2id at the OWASP minimum) or on older argon2 parameters answers measurably slower or
+//!   faster than an unknown e-mail until its owner logs in once and it is re-hashed. Servers
+//!   that must hide those accounts too can pad every login response to a fixed minimum time.
 //! * Hashing is CPU- and memory-heavy: the async methods run it on tokio's blocking pool so it
 //!   never stalls the runtime's worker threads.
 //!
