@@ -317,7 +317,7 @@ fn sealed(label: &[u8], key: &str) -> SealedSecret {
     // Hex digits are base64url characters; a multiple of 4 of them, at least 40, decodes to
     // the 30 or more bytes a nonce and a tag need.
     let mut data = hex::encode(label);
-    while data.len() < 40 || data.len() % 4 != 0 {
+    while data.len() < 40 || !data.len().is_multiple_of(4) {
         data.push('A');
     }
     SealedSecret {
