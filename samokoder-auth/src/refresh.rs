@@ -160,8 +160,15 @@ impl RefreshService {
             )
             .await?;
         if !rotated {
-            // Someone else moved the family on (or revoked it) since we read it: the same
-            // token was presented twice.
+            // The family changed since we read it. Revoked meanwhile (a logout racing this
+            // refresh): the session is over, nothing was stolen. Moved on: the same token was
+            // presented twice.
+            let now = self.families.family(claims.family_id).await?;
+            if let Some(revoked) = now.filter(|family| family.revoked_at.is_some()) {
+                return Err(AuthError::RefreshFamilyRevoked {
+                    family_id: revoked.family_id,
+                });
+            }
             return Err(self.reuse_detected(&family).await);
         }
         let access = self.issuer.issue_access(claims.user_id)?;
@@ -245,7 +252,7 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::memory::{InMemoryRefreshFamilyStore, InMemoryRevocationStore};
-    use crate::ports::TokenRef;
+    use crate::ports::{RefreshFamily, TokenRef};
     use crate::secret::SecretString;
     use crate::tokens::{SigningKeyConfig, TokenConfig};
 
@@ -377,6 +384,62 @@ mod tests {
             }
             assert_eq!(wins, 1);
         }
+    }
+
+    /// A family store where a logout lands between the refresh's read and its rotation.
+    struct LogoutDuringRefresh(Arc<InMemoryRefreshFamilyStore>);
+
+    #[async_trait::async_trait]
+    impl RefreshFamilyStore for LogoutDuringRefresh {
+        async fn create_family(&self, family: &RefreshFamily) -> crate::ports::PortResult<()> {
+            self.0.create_family(family).await
+        }
+        async fn family(&self, id: Uuid) -> crate::ports::PortResult<Option<RefreshFamily>> {
+            self.0.family(id).await
+        }
+        async fn rotate(
+            &self,
+            family_id: Uuid,
+            expected_jti: Uuid,
+            next_jti: Uuid,
+            next_expires_at: chrono::DateTime<Utc>,
+        ) -> crate::ports::PortResult<bool> {
+            let at = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+            self.0.revoke_family(family_id, at).await?;
+            self.0
+                .rotate(family_id, expected_jti, next_jti, next_expires_at)
+                .await
+        }
+        async fn revoke_family(
+            &self,
+            family_id: Uuid,
+            at: chrono::DateTime<Utc>,
+        ) -> crate::ports::PortResult<()> {
+            self.0.revoke_family(family_id, at).await
+        }
+        async fn revoke_user_families(
+            &self,
+            user_id: Uuid,
+            at: chrono::DateTime<Utc>,
+        ) -> crate::ports::PortResult<u64> {
+            self.0.revoke_user_families(user_id, at).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_logout_racing_a_refresh_is_not_reported_as_token_theft() {
+        let f = fixture();
+        let service = RefreshService::new(
+            f.service.issuer().clone(),
+            Arc::new(LogoutDuringRefresh(f.families.clone())),
+            f.revocations.clone(),
+        );
+        let pair = service.login(Uuid::new_v4()).await.unwrap();
+        let result = service.refresh(pair.refresh.token.expose()).await;
+        assert!(
+            matches!(result, Err(AuthError::RefreshFamilyRevoked { .. })),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
