@@ -29,17 +29,24 @@
 //! a grace period, configuration validation and development-secret generation, and the
 //! global log subscriber ([`observability::logging::init`]).
 
+pub mod admin;
 pub mod app;
+pub mod audit;
+pub mod catalog;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod observability;
 pub mod openapi;
+pub mod quota;
 pub mod rate_limit;
 pub mod readiness;
 pub mod routes;
+pub mod security;
 pub mod state;
+pub mod validation;
 
 pub use app::{Application, RunningServer, StartupError};
 pub use config::{Config, ConfigError, Environment, Secrets};
@@ -47,7 +54,7 @@ pub use error::ApiError;
 pub use rate_limit::{RateLimitKey, RateLimitKeyResolver, RouteClass};
 pub use readiness::ReadinessCheck;
 pub use routes::Api;
-pub use state::{AppState, AppStateBuilder};
+pub use state::{AppState, AppStateBuilder, LlmServices, StateError};
 
 /// The server's version, as reported by `/health` and the OpenAPI document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

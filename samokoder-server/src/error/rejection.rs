@@ -307,3 +307,9 @@ mod tests {
         assert_eq!(safe_key(&"a".repeat(65)), "?");
     }
 }
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        bytes_rejection(rejection)
+    }
+}
