@@ -17,3 +17,7 @@
 pub mod api;
 #[cfg(feature = "engine")]
 pub mod llm;
+#[cfg(feature = "engine")]
+pub mod state;
+#[cfg(feature = "engine")]
+pub mod prompts;

@@ -9,8 +9,7 @@ use crate::error::StoreError;
 pub(crate) enum Family {
     #[cfg_attr(not(feature = "sqlx-sqlite"), allow(dead_code))]
     Sqlite,
-    // Transitional until the PostgreSQL backend lands in the next commit.
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "sqlx-postgres"), allow(dead_code))]
     Postgres,
 }
 

@@ -187,6 +187,10 @@ pub enum BackendKind {
     SqlxSqlite,
     /// `postgres:` and `postgresql:` URLs, through sqlx (feature `sqlx-postgres`).
     SqlxPostgres,
+    /// `postgres:` and `postgresql:` URLs, through diesel-async (feature `diesel-postgres`).
+    /// Chosen by URL only in a build without `sqlx-postgres`; otherwise ask for it with
+    /// [`StoreOptions::backend`]. Plaintext connections only (see [`crate::diesel_pg`]).
+    DieselPostgres,
 }
 
 impl BackendKind {
@@ -195,6 +199,12 @@ impl BackendKind {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
             "sqlite" => Ok(Self::SqlxSqlite),
+            // sqlx when it is built in; diesel-async when it is the only PostgreSQL backend.
+            "postgres" | "postgresql"
+                if cfg!(feature = "diesel-postgres") && !cfg!(feature = "sqlx-postgres") =>
+            {
+                Ok(Self::DieselPostgres)
+            }
             "postgres" | "postgresql" => Ok(Self::SqlxPostgres),
             _ => Err(StoreError::invalid(format!(
                 "unsupported database URL scheme {scheme:?} (expected sqlite: or postgres:)"
@@ -207,6 +217,7 @@ impl BackendKind {
         match self {
             Self::SqlxSqlite => "sqlx-sqlite",
             Self::SqlxPostgres => "sqlx-postgres",
+            Self::DieselPostgres => "diesel-postgres",
         }
     }
 }
@@ -323,6 +334,7 @@ pub async fn connect_with(options: &StoreOptions) -> StoreResult<Store> {
     match kind {
         BackendKind::SqlxSqlite => open_sqlite(options).await,
         BackendKind::SqlxPostgres => open_postgres(options).await,
+        BackendKind::DieselPostgres => open_diesel_postgres(options).await,
     }
 }
 
@@ -340,17 +352,28 @@ async fn open_sqlite(_: &StoreOptions) -> StoreResult<Store> {
 }
 
 #[cfg(feature = "sqlx-postgres")]
-async fn open_postgres(_: &StoreOptions) -> StoreResult<Store> {
-    // Transitional: the sqlx PostgreSQL backend is ported from the SQLite one next.
-    Err(StoreError::invalid(
-        "the sqlx PostgreSQL backend is not in this build yet",
-    ))
+async fn open_postgres(options: &StoreOptions) -> StoreResult<Store> {
+    let backend = crate::postgres::PgStore::open(options).await?;
+    Ok(Store::from_backend(Arc::new(backend)))
 }
 
 #[cfg(not(feature = "sqlx-postgres"))]
 async fn open_postgres(_: &StoreOptions) -> StoreResult<Store> {
     Err(StoreError::invalid(
         "this build has no sqlx PostgreSQL backend (enable the `sqlx-postgres` feature)",
+    ))
+}
+
+#[cfg(feature = "diesel-postgres")]
+async fn open_diesel_postgres(options: &StoreOptions) -> StoreResult<Store> {
+    let backend = crate::diesel_pg::DieselPgStore::open(options).await?;
+    Ok(Store::from_backend(Arc::new(backend)))
+}
+
+#[cfg(not(feature = "diesel-postgres"))]
+async fn open_diesel_postgres(_: &StoreOptions) -> StoreResult<Store> {
+    Err(StoreError::invalid(
+        "this build has no diesel PostgreSQL backend (enable the `diesel-postgres` feature)",
     ))
 }
 

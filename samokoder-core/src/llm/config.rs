@@ -15,6 +15,9 @@
 //! SAMOKODER_LLM__ALLOWED_BASE_URL_HOSTS=[openrouter.ai, "*.openai.azure.com"]
 //! ```
 //!
+//! Header names cannot be written in environment variable names (`-` is not allowed there and
+//! figment lowercases keys), so extra `headers` belong in the configuration file.
+//!
 //! A provider named after a known kind (`openai`, `anthropic`, `azure`, `groq`, `openrouter`,
 //! `ollama`, `vllm`, `lmstudio`) needs no `kind` and gets that kind's base URL; any other name
 //! needs `kind` (`openai_compatible` for an arbitrary OpenAI-style server) and `base_url`.
@@ -561,14 +564,23 @@ impl LlmRegistry {
             .clone()
             .or_else(|| default_config.provider.clone())
             .or_else(|| {
-                (specs.len() == 1)
-                    .then(|| specs.keys().next().cloned())
-                    .flatten()
+                // The only provider is the default: the deployment's, or (on a deployment with
+                // none) the user's. A user's extra key never changes the deployment's routing.
+                let only =
+                    |mut names: Vec<&String>| (names.len() == 1).then(|| names.remove(0).clone());
+                only(self.specs.keys().collect()).or_else(|| {
+                    self.specs
+                        .is_empty()
+                        .then(|| only(user.providers.keys().collect()))
+                        .flatten()
+                })
             })
             .ok_or_else(|| {
-                LlmError::Config(
-                    "several providers are configured: set agents.default.provider".into(),
-                )
+                LlmError::Config(if specs.is_empty() {
+                    "no LLM provider is configured".into()
+                } else {
+                    "several providers are configured: set agents.default.provider".into()
+                })
             })?;
 
         let resolve = |role: Option<AgentRole>, route: &RouteConfig| -> Result<Route, LlmError> {
@@ -725,6 +737,31 @@ mod tests {
         assert_eq!(
             registry.prices().lookup("local", "qwen").unwrap().input.0,
             0
+        );
+    }
+
+    #[test]
+    fn a_users_extra_key_does_not_change_the_default_provider() {
+        let registry = LlmRegistry::new(config(serde_json::json!({
+            "openai": { "api_key": "sk-deploy", "model": "gpt-4o" },
+        })))
+        .unwrap();
+        let user: UserLlmSettings = serde_json::from_value(serde_json::json!({
+            "providers": {"anthropic": {"api_key": "sk-ant", "model": "claude-sonnet-4-5"}},
+        }))
+        .unwrap();
+        let routes = registry.routes(Some(&user)).unwrap();
+        assert_eq!(routes.route(AgentRole::Developer).provider.name(), "openai");
+
+        // A deployment without providers runs on the user's only one.
+        let empty = LlmRegistry::new(LlmConfig::default()).unwrap();
+        assert!(
+            matches!(empty.routes(None), Err(LlmError::Config(m)) if m.contains("no LLM provider"))
+        );
+        let routes = empty.routes(Some(&user)).unwrap();
+        assert_eq!(
+            routes.route(AgentRole::Developer).model,
+            "claude-sonnet-4-5"
         );
     }
 

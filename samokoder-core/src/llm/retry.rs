@@ -32,9 +32,10 @@ pub struct RetryPolicy {
     /// The deadline of one request, retries and waits included.
     #[serde(with = "millis")]
     pub request_deadline: Duration,
-    /// The longest silence tolerated from a provider: before the response headers, before the
-    /// first token and between chunks. A stalled stream fails as a transient timeout and is
-    /// retried.
+    /// The longest silence tolerated from a streaming provider: before the response headers,
+    /// before the first token and between chunks. A stalled stream fails as a transient timeout
+    /// and is retried. Non-streamed requests arrive in one piece after the whole generation, so
+    /// only `request_deadline` bounds them.
     #[serde(with = "millis")]
     pub idle_timeout: Duration,
 }

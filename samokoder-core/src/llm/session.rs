@@ -940,16 +940,17 @@ impl LlmSession {
     }
 
     /// Runs `future` until it completes, the session is cancelled, the request deadline passes, or
-    /// the provider has been silent for the idle timeout.
+    /// (with `idle`) the provider has been silent for the idle timeout.
     async fn guard<F: Future>(
         &self,
         deadline: Instant,
         deadline_after: Duration,
+        idle: bool,
         future: F,
         what: &str,
     ) -> Result<F::Output, LlmError> {
         let idle_at = Instant::now() + self.shared.policy.idle_timeout;
-        let (limit, is_deadline) = if deadline <= idle_at {
+        let (limit, is_deadline) = if !idle || deadline <= idle_at {
             (deadline, true)
         } else {
             (idle_at, false)
@@ -1011,14 +1012,22 @@ impl LlmSession {
         };
         let started = Instant::now();
         let provider = route.provider.provider();
+        // A non-streamed answer arrives in one piece after the whole generation, which can take
+        // minutes without being a stall: only the deadline bounds it.
         let mut stream = self
-            .guard(deadline, deadline_after, provider.chat(request), "response")
+            .guard(
+                deadline,
+                deadline_after,
+                request.stream,
+                provider.chat(request),
+                "response",
+            )
             .await
             .map_err(with_provider)?
             .map_err(with_provider)?;
         let response = loop {
             let next = self
-                .guard(deadline, deadline_after, stream.next(), "data")
+                .guard(deadline, deadline_after, true, stream.next(), "data")
                 .await
                 .map_err(with_provider)?;
             match next {

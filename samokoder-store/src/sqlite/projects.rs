@@ -147,27 +147,45 @@ impl ProjectRepo for SqliteStore {
             .name_contains
             .as_deref()
             .map(|text| format!("%{}%", like_escape(&name_key(text))));
+        // Two statements rather than one with "cursor IS NULL OR ...": a plan prepared once
+        // then walks the (owner, created_at, id) index from the cursor instead of from the top.
+        let sql = if cursor.is_some() {
+            concat!(
+                "SELECT ",
+                project_columns!(),
+                " FROM projects
+                 WHERE owner_id = $1
+                   AND ($2 OR archived = 0)
+                   AND ($3 IS NULL OR name_key LIKE $3 ESCAPE '\\')
+                   AND (created_at, id) < ($5, $6)
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT $4"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                project_columns!(),
+                " FROM projects
+                 WHERE owner_id = $1
+                   AND ($2 OR archived = 0)
+                   AND ($3 IS NULL OR name_key LIKE $3 ESCAPE '\\')
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT $4"
+            )
+        };
         // One more row than asked tells whether there is a next page.
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            project_columns!(),
-            " FROM projects
-             WHERE owner_id = $1
-               AND ($2 OR archived = 0)
-               AND ($3 IS NULL OR name_key LIKE $3 ESCAPE '\\')
-               AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5))
-             ORDER BY created_at DESC, id DESC
-             LIMIT $6"
-        ))
-        .bind(query.owner_id)
-        .bind(query.include_archived)
-        .bind(pattern)
-        .bind(cursor.map(|c| ts(c.created_at)))
-        .bind(cursor.map(|c| c.id))
-        .bind(limit + 1)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(err("project", "listing projects"))?;
+        let mut statement = sqlx::query(sql)
+            .bind(query.owner_id)
+            .bind(query.include_archived)
+            .bind(pattern)
+            .bind(limit + 1);
+        if let Some(c) = cursor {
+            statement = statement.bind(ts(c.created_at)).bind(c.id);
+        }
+        let rows = statement
+            .fetch_all(&self.reader)
+            .await
+            .map_err(err("project", "listing projects"))?;
         let mut items = rows
             .iter()
             .map(project_from_row)

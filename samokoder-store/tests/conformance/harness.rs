@@ -1,28 +1,15 @@
 //! The backend factories and the runner every conformance case goes through.
 //!
-//! To run the suite against a new backend: implement [`TestBackend`] (create an empty, isolated
-//! database and say how to open it) and add one `for_each_case!(backend_suite!(...))` line in
-//! `main.rs`.
+//! To run the suite against a new backend: implement [`TestBackend`] (an empty, isolated
+//! database and the options that open it with that backend) and add one
+//! `for_each_case!(backend_suite!(...))` line in `main.rs`.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use samokoder_store::{Store, StoreOptions, connect_with};
-
-/// Cleans up one test database after the test.
-pub type Teardown = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// One empty, isolated database for one test.
-pub struct TestDatabase {
-    /// How to open a store on it.
-    pub options: StoreOptions,
-    /// What to run after the test (drop the schema, ...).
-    pub teardown: Option<Teardown>,
-    /// Keeps a temporary directory alive for as long as the database is used.
-    pub tempdir: Option<tempfile::TempDir>,
-}
+use samokoder_store::testing::ScratchDatabase;
+use samokoder_store::{BackendKind, Store, StoreOptions, connect_with};
 
 /// A backend under test.
 #[async_trait]
@@ -30,9 +17,9 @@ pub trait TestBackend: Send + Sync + 'static {
     /// Name for log lines.
     fn name(&self) -> &'static str;
 
-    /// A fresh, empty database, or `None` (after printing a loud SKIPPED line) when this backend
-    /// cannot run here.
-    async fn create_database(&self) -> Option<TestDatabase>;
+    /// A fresh, empty database whose options open it with this backend, or `None` (after
+    /// printing a loud SKIPPED line) when the backend cannot run here.
+    async fn create_database(&self) -> Option<ScratchDatabase>;
 }
 
 /// What a case gets: a migrated store on its own database, and ways to get more.
@@ -42,18 +29,18 @@ pub struct Ctx {
     /// Options that open another store on the same database (a second "process").
     pub options: StoreOptions,
     backend: Arc<dyn TestBackend>,
-    databases: Arc<Mutex<Vec<TestDatabase>>>,
+    databases: Arc<Mutex<Vec<ScratchDatabase>>>,
 }
 
 impl Ctx {
-    /// A store on another fresh database, not migrated.
+    /// A store on another fresh database, not migrated, and the options that open it.
     pub async fn empty_store(&self) -> (Store, StoreOptions) {
         let db = self
             .backend
             .create_database()
             .await
             .expect("the backend created one database, so it can create another");
-        let options = db.options.clone();
+        let options = db.options().clone();
         self.databases.lock().unwrap().push(db);
         let store = connect_with(&options).await.expect("open empty database");
         (store, options)
@@ -65,8 +52,8 @@ impl Ctx {
     }
 }
 
-/// Runs one case on a fresh database of `backend`, then tears the database down whether the
-/// case passed or panicked.
+/// Runs one case on a fresh database of `backend`, then removes every database the case used,
+/// whether it passed or panicked.
 pub async fn run<B, F, Fut>(backend: B, case: F)
 where
     B: TestBackend,
@@ -77,7 +64,7 @@ where
     let Some(db) = backend.create_database().await else {
         return;
     };
-    let options = db.options.clone();
+    let options = db.options().clone();
     let databases = Arc::new(Mutex::new(vec![db]));
     let store = connect_with(&options)
         .await
@@ -92,15 +79,14 @@ where
         backend: backend.clone(),
         databases: databases.clone(),
     };
-    // Spawned so a panic is caught and the database still gets dropped.
+    // Spawned so a panic is caught and the databases still get removed.
     let outcome = tokio::spawn(case(ctx)).await;
     store.close().await;
     let dbs = std::mem::take(&mut *databases.lock().unwrap());
     for db in dbs {
-        if let Some(teardown) = db.teardown {
-            teardown.await;
+        if let Err(e) = db.remove().await {
+            eprintln!("{}: could not remove a test database: {e}", backend.name());
         }
-        drop(db.tempdir);
     }
     if let Err(error) = outcome {
         match error.try_into_panic() {
@@ -119,18 +105,13 @@ impl TestBackend for Sqlite {
         "sqlx-sqlite"
     }
 
-    async fn create_database(&self) -> Option<TestDatabase> {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-        Some(TestDatabase {
-            options: StoreOptions::new(url),
-            teardown: None,
-            tempdir: Some(dir),
-        })
+    async fn create_database(&self) -> Option<ScratchDatabase> {
+        Some(ScratchDatabase::sqlite().expect("scratch SQLite database"))
     }
 }
 
-/// The PostgreSQL server tests use, from `SAMOKODER_TEST_POSTGRES_URL`.
+/// The PostgreSQL server tests use, from `SAMOKODER_TEST_POSTGRES_URL`; `None` (after a loud
+/// SKIPPED line) when unset.
 pub fn postgres_url(backend: &str) -> Option<String> {
     match std::env::var("SAMOKODER_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -144,43 +125,28 @@ pub fn postgres_url(backend: &str) -> Option<String> {
     }
 }
 
-/// A fresh schema on the test server, and a URL whose connections use it as `search_path`;
-/// the teardown drops it. Any PostgreSQL backend can use this.
-pub async fn postgres_schema_database(base_url: &str) -> TestDatabase {
-    use sqlx::Connection;
-
-    let schema = format!("sk_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(base_url)
-        .await
-        .expect("connect to SAMOKODER_TEST_POSTGRES_URL");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("create test schema");
-    admin.close().await.ok();
-
-    let separator = if base_url.contains('?') { '&' } else { '?' };
-    let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
-    let base = base_url.to_owned();
-    let teardown: Teardown = Box::pin(async move {
-        let Ok(mut admin) = sqlx::PgConnection::connect(&base).await else {
-            eprintln!("could not connect to drop test schema {schema}");
-            return;
-        };
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-        )))
-        .execute(&mut admin)
-        .await
-        {
-            eprintln!("could not drop test schema {schema}: {e}");
-        }
-        admin.close().await.ok();
-    });
-    TestDatabase {
-        options: StoreOptions::new(url).max_connections(12),
-        teardown: Some(teardown),
-        tempdir: None,
+/// A scratch schema on the test server, opened with `backend`. Any PostgreSQL backend can use
+/// this (it needs the `sqlx-postgres` feature to create and drop the schema).
+pub async fn postgres_database(backend: BackendKind, name: &str) -> Option<ScratchDatabase> {
+    let base = postgres_url(name)?;
+    #[cfg(feature = "sqlx-postgres")]
+    {
+        let mut db = ScratchDatabase::postgres(&base).await.unwrap_or_else(|e| {
+            panic!("create a scratch schema on SAMOKODER_TEST_POSTGRES_URL: {e}")
+        });
+        db.options_mut().backend = Some(backend);
+        // Enough connections for the concurrency cases (8 workers, 50 racing inserts).
+        db.options_mut().max_connections = 12;
+        Some(db)
+    }
+    #[cfg(not(feature = "sqlx-postgres"))]
+    {
+        let _ = (base, backend);
+        eprintln!(
+            "SKIPPED: {name} conformance case not run: scratch schemas need the `sqlx-postgres` \
+             feature"
+        );
+        None
     }
 }
 
@@ -193,17 +159,7 @@ impl TestBackend for Postgres {
         "sqlx-postgres"
     }
 
-    async fn create_database(&self) -> Option<TestDatabase> {
-        let base = postgres_url(self.name())?;
-        if !cfg!(feature = "sqlx-postgres") {
-            eprintln!(
-                "SKIPPED: sqlx-postgres conformance case not run: the `sqlx-postgres` feature is \
-                 off"
-            );
-            return None;
-        }
-        let mut db = postgres_schema_database(&base).await;
-        db.options.backend = Some(samokoder_store::BackendKind::SqlxPostgres);
-        Some(db)
+    async fn create_database(&self) -> Option<ScratchDatabase> {
+        postgres_database(BackendKind::SqlxPostgres, self.name()).await
     }
 }

@@ -253,6 +253,24 @@ async fn a_slow_first_token_times_out_and_is_retried() {
 }
 
 #[tokio::test]
+async fn a_long_non_streamed_generation_is_not_a_stall() {
+    let fake = FakeLlm::start().await.unwrap();
+    let (builder, events) = session_for(fake.openai_provider("openai"), "gpt-4o");
+    let session = builder
+        .policy(RetryPolicy {
+            idle_timeout: Duration::from_millis(200),
+            ..fast_policy()
+        })
+        .build();
+    // The whole answer arrives after 700 ms, as a non-streamed completion does.
+    fake.push(FakeReply::text("a long essay").delay(Duration::from_millis(700)));
+    let reply = session.chat(call()).await.unwrap();
+    assert_eq!((reply.text(), reply.transport_retries), ("a long essay", 0));
+    assert!(events.all().is_empty());
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[tokio::test]
 async fn connection_refused_is_transient() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
