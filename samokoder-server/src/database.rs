@@ -26,9 +26,10 @@ pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
             source: Box::new(source),
         })?;
     }
-    let options = StoreOptions::new(url.expose())
+    let mut options = StoreOptions::new(url.expose())
         .max_connections(config.database.max_connections)
         .acquire_timeout(config.database.acquire_timeout());
+    options.backend = config.database.backend.map(|backend| backend.kind());
     samokoder_store::connect_with(&options).await
 }
 

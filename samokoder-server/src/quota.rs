@@ -10,7 +10,7 @@ use chrono::Utc;
 use http::StatusCode;
 use samokoder_core::api::Tier;
 use samokoder_core::api::user::{TierFeatures, TierLimits, TierRateLimits};
-use samokoder_store::{QuotaDecision, QuotaKind, Store, User, month_start};
+use samokoder_store::{ProjectCounts, QuotaDecision, QuotaKind, Store, User, month_start};
 
 use crate::error::ApiError;
 
@@ -164,13 +164,18 @@ fn exceeded(detail: String) -> ApiError {
 
 /// Refuses a new project when the user's plan allows no more this month or in total.
 pub async fn check_project_creation(store: &Store, user: &User) -> Result<(), ApiError> {
-    let tier = api_tier(user.tier);
-    let limits = plan(tier).limits;
     let month = month_start(Utc::now())
         .and_hms_opt(0, 0, 0)
         .map(|start| start.and_utc())
         .ok_or_else(|| ApiError::internal("the first of the month has no midnight"))?;
     let counts = store.projects.counts(user.id, month).await?;
+    project_quota(api_tier(user.tier), counts)
+}
+
+/// The project limits of `tier` against the counts: the monthly limit first, then the total
+/// (the original's order and wording).
+pub fn project_quota(tier: Tier, counts: ProjectCounts) -> Result<(), ApiError> {
+    let limits = plan(tier).limits;
     if let Some(limit) = limits.projects_monthly
         && counts.created_since >= u64::from(limit)
     {
@@ -304,6 +309,35 @@ mod tests {
             Some(Tier::Pro)
         );
         assert_eq!(upgrade_for(Tier::Team, |l| l.projects_total), None);
+    }
+
+    #[test]
+    fn project_limits_name_the_limit_reached() {
+        let counts = |created_since, total| ProjectCounts {
+            total,
+            created_since,
+        };
+        assert!(project_quota(Tier::Free, counts(1, 1)).is_ok());
+        let monthly = project_quota(Tier::Free, counts(2, 2)).unwrap_err();
+        assert_eq!(monthly.status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(monthly.code(), QUOTA_EXCEEDED);
+        assert_eq!(
+            monthly.detail(),
+            "Monthly project limit reached (2 projects). Upgrade to starter for more projects."
+        );
+        // Earlier months' projects count towards the total only.
+        let total = project_quota(Tier::Starter, counts(3, 100)).unwrap_err();
+        assert_eq!(
+            total.detail(),
+            "Total project limit reached (100 projects). Upgrade to pro for unlimited projects."
+        );
+        let pro_monthly = project_quota(Tier::Pro, counts(50, 5000)).unwrap_err();
+        assert_eq!(
+            pro_monthly.detail(),
+            "Monthly project limit reached (50 projects). Upgrade to team for more projects."
+        );
+        assert!(project_quota(Tier::Pro, counts(49, 5000)).is_ok());
+        assert!(project_quota(Tier::Team, counts(10_000, 10_000)).is_ok());
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl RateLimitKeyResolver for TokenKeyResolver {
 mod tests {
     use super::*;
 
-    fn issuer() -> Arc<TokenIssuer> {
+    fn new_issuer() -> Arc<TokenIssuer> {
         Arc::new(
             TokenIssuer::new(&TokenConfig {
                 keys: vec![SigningKeyConfig::generate("k1")],
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn resolver_keys_verified_tokens_on_their_user() {
-        let issuer = issuer();
+        let issuer = new_issuer();
         let user = uuid::Uuid::new_v4();
         let token = issuer.issue_access(user).unwrap();
         let resolver = TokenKeyResolver::new(issuer.clone());
@@ -247,7 +247,7 @@ mod tests {
         assert_eq!(resolver.resolve(&headers), Some(RateLimitKey::user(user)));
 
         // A token signed by someone else's key is anonymous.
-        let foreign = issuer().issue_access(user).unwrap();
+        let foreign = new_issuer().issue_access(user).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(
             AUTHORIZATION,

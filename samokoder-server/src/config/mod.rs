@@ -37,6 +37,7 @@ pub use self::env::ENV_PREFIX;
 pub use self::secrets::{DevSecretsOutcome, KeyedSecret, Secrets};
 pub use self::sections::{
     AuthConfig, CookieSettings, DatabaseConfig, LlmSettings, LockoutConfig, PasswordHashConfig,
+    StoreBackend,
 };
 pub use self::url::ConnectionUrl;
 pub use self::validate::{Problem, Warning};

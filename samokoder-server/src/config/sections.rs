@@ -8,15 +8,43 @@ use samokoder_auth::cookies::CookieConfig;
 use samokoder_auth::hashing::HashParams;
 use samokoder_auth::lockout::{LockoutLimit, LockoutPolicy};
 use samokoder_core::llm::LlmConfig;
+use samokoder_store::BackendKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::Environment;
 
+/// Which storage backend opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreBackend {
+    /// SQLite through sqlx (`sqlite:` URLs).
+    SqlxSqlite,
+    /// PostgreSQL through sqlx.
+    SqlxPostgres,
+    /// PostgreSQL through diesel-async.
+    DieselPostgres,
+}
+
+impl StoreBackend {
+    /// The store crate's name for it.
+    pub fn kind(self) -> BackendKind {
+        match self {
+            Self::SqlxSqlite => BackendKind::SqlxSqlite,
+            Self::SqlxPostgres => BackendKind::SqlxPostgres,
+            Self::DieselPostgres => BackendKind::DieselPostgres,
+        }
+    }
+}
+
 /// The database connection pool and migrations. (The URL itself is `database_url`.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
+    /// The backend; unset picks by the URL's scheme (`sqlite:` → sqlx-sqlite, `postgres:` →
+    /// sqlx-postgres). Set `diesel-postgres` to use diesel-async for PostgreSQL.
+    /// Env: `SAMOKODER_DATABASE__BACKEND`.
+    pub backend: Option<StoreBackend>,
     /// Most connections in the pool. Env: `SAMOKODER_DATABASE__MAX_CONNECTIONS`.
     pub max_connections: u32,
     /// How long a request waits for a free connection before failing with 503, in
@@ -31,6 +59,7 @@ pub struct DatabaseConfig {
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
+            backend: None,
             max_connections: 8,
             acquire_timeout_ms: 10_000,
             migrate_on_start: true,

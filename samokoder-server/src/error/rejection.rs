@@ -278,6 +278,12 @@ fn expected_type_code(expected_type: &str) -> (&'static str, &'static str) {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        bytes_rejection(rejection)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,11 +311,5 @@ mod tests {
         assert_eq!(safe_key("max_tokens"), "max_tokens");
         assert_eq!(safe_key("<script>"), "?");
         assert_eq!(safe_key(&"a".repeat(65)), "?");
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(rejection: BytesRejection) -> Self {
-        bytes_rejection(rejection)
     }
 }

@@ -32,6 +32,9 @@ fn response(user: &User) -> AdminUserResponse {
 }
 
 /// Change a user's tier.
+///
+/// Sets the subscription tier of any account, which changes its quotas at once. Audit-logged as
+/// an admin action with the old and new tier.
 #[utoipa::path(
     put,
     path = "/admin/users/{user_id}/tier",

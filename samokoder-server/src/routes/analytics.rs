@@ -78,6 +78,10 @@ fn check_action(action: &str) -> Result<String, samokoder_core::api::FieldError>
 }
 
 /// Record an action.
+///
+/// Stores an analytics event for the caller: a name, optional details (a JSON object) and
+/// optionally one of the caller's projects. (The original took `action` and `project_id` as
+/// query parameters; its web app sent this JSON body.)
 #[utoipa::path(
     post,
     path = "/analytics/record",
@@ -130,6 +134,9 @@ async fn record(
 }
 
 /// The caller's activity.
+///
+/// Counts of the caller's recorded actions by name, the projects they created and have, and
+/// when they were last active.
 #[utoipa::path(
     get,
     path = "/analytics/user",
@@ -170,6 +177,8 @@ async fn user_metrics(
 }
 
 /// The caller's latest actions, newest first.
+///
+/// Up to `limit` (1 to 500, default 100) of the caller's recorded actions, with their details.
 #[utoipa::path(
     get,
     path = "/analytics/user/actions",
@@ -212,6 +221,9 @@ fn check_limit(limit: u32) -> Result<u32, ApiError> {
 }
 
 /// System-wide activity (administrators).
+///
+/// Users, actions, projects created, the ten most common actions, and the users active in the
+/// last day and week. Administrators only: anyone else gets 403 `admin_required`.
 #[utoipa::path(
     get,
     path = "/analytics/system",

@@ -229,7 +229,8 @@ async fn login(
     let decision = auth.lockout.check(&account, &client).await?;
     let user = state.store().users.find_by_email(&account).await?;
     if let LockoutDecision::Locked { .. } = decision {
-        let retry_after = decision.retry_after_seconds(auth.issuer.now());
+        // The wall clock, not the issuer's (which has whole seconds, as tokens do).
+        let retry_after = decision.retry_after_seconds(chrono::Utc::now());
         m::record_auth_attempt(AuthOutcome::LockedOut);
         m::record_auth_lockout();
         AuditEvent::new(AuditAction::Lockout)
@@ -459,6 +460,9 @@ async fn logout_all(
 }
 
 /// The current user.
+///
+/// The account of the access token presented (bearer header or `access_token` cookie), with its
+/// project count.
 #[utoipa::path(
     get,
     path = "/auth/me",
@@ -516,7 +520,7 @@ async fn change_password(
             .detail(json!({"account": account, "during": "change_password"}))
             .record(state.store())
             .await;
-        return Err(locked(decision.retry_after_seconds(auth.issuer.now())));
+        return Err(locked(decision.retry_after_seconds(chrono::Utc::now())));
     }
     let verification = auth
         .hasher
@@ -571,7 +575,7 @@ async fn change_password(
 
 /// Sleeps until the issuer's clock enters the next whole second.
 async fn wait_for_next_second(auth: &crate::security::AuthServices) {
-    let now = auth.issuer.now();
+    let now = auth.issuer.clock().now();
     let into_second = u64::from(now.timestamp_subsec_millis()).min(999);
     // A few milliseconds past the boundary, so clock granularity cannot land us just before it.
     let wait = std::time::Duration::from_millis(1000 - into_second + 5);

@@ -260,6 +260,9 @@ async fn put_key(
 }
 
 /// List the caller's keys, masked.
+///
+/// One entry per provider with the key's last four characters, label, preferred model, base URL
+/// and settings; never the key.
 #[utoipa::path(
     get,
     path = "/keys",
@@ -280,6 +283,9 @@ async fn list_keys(
 }
 
 /// Delete the key of a provider.
+///
+/// The provider's key and its settings are removed; runs then use the deployment's key, if it
+/// has one. Audit-logged.
 #[utoipa::path(
     delete,
     path = "/keys/{provider}",
@@ -444,6 +450,8 @@ async fn provider_usage(
 }
 
 /// Usage of every provider, by provider and model.
+///
+/// From the recorded LLM requests, all time; the original's `{provider: {model: usage}}` shape.
 #[utoipa::path(
     get,
     path = "/keys/usage",

@@ -36,6 +36,9 @@ async fn list_models(State(state): State<AppState>) -> Json<ModelsResponse> {
 }
 
 /// One provider's models.
+///
+/// The same entry as in `GET /v1/models`, for one provider; 404 `provider_not_found` for a
+/// provider this deployment does not offer.
 #[utoipa::path(
     get,
     path = "/models/{provider}",

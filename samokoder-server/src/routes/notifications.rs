@@ -47,6 +47,9 @@ fn response(notification: Notification) -> NotificationResponse {
 }
 
 /// List notifications, newest first.
+///
+/// One page (`limit`, default 50) of the caller's notifications, optionally only unread ones,
+/// with the total unread count. Continue with `before` = the previous page's `next_before`.
 #[utoipa::path(
     get,
     path = "/notifications",
@@ -97,6 +100,9 @@ async fn list(
 }
 
 /// Mark one notification read (idempotent).
+///
+/// Marking a read notification again is not an error. Someone else's notification is 404, like
+/// a missing one.
 #[utoipa::path(
     post,
     path = "/notifications/{notification_id}/read",
@@ -128,6 +134,8 @@ async fn mark_read(
 }
 
 /// Mark every notification read.
+///
+/// Marks all of the caller's unread notifications read and says how many changed.
 #[utoipa::path(
     post,
     path = "/notifications/read-all",
@@ -156,6 +164,8 @@ async fn mark_all_read(
 }
 
 /// Delete a notification.
+///
+/// Removes one of the caller's notifications; someone else's is 404, like a missing one.
 #[utoipa::path(
     delete,
     path = "/notifications/{notification_id}",

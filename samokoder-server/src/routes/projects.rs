@@ -215,6 +215,9 @@ async fn list_projects(
 }
 
 /// Get a project.
+///
+/// One of the caller's projects; someone else's project is 404 `project_not_found`, exactly
+/// like a missing one.
 #[utoipa::path(
     get,
     path = "/projects/{project_id}",
@@ -344,6 +347,9 @@ async fn patch_project(
 }
 
 /// Delete a project with everything generated for it.
+///
+/// Runs, states, files and events of the project go with it. Someone else's project is 404
+/// `project_not_found`.
 #[utoipa::path(
     delete,
     path = "/projects/{project_id}",
@@ -401,6 +407,8 @@ async fn set_archived(
 }
 
 /// Archive a project: hidden from the default listing, kept with everything in it.
+///
+/// `GET /v1/projects?archived=true` still lists it; unarchive brings it back.
 #[utoipa::path(
     post,
     path = "/projects/{project_id}/archive",
@@ -423,6 +431,9 @@ async fn archive_project(
 }
 
 /// Bring an archived project back.
+///
+/// The project shows in the default listing again. Unarchiving an active project is not an
+/// error.
 #[utoipa::path(
     post,
     path = "/projects/{project_id}/unarchive",

@@ -58,6 +58,8 @@ fn range(query: &UsageRangeQuery) -> Result<TimeRange, ApiError> {
 }
 
 /// Usage by provider and model.
+///
+/// From the recorded LLM requests (tokens, requests, cost), optionally within `[from, to)`.
 #[utoipa::path(
     get,
     path = "/usage/token",
@@ -81,6 +83,8 @@ async fn token_usage(
 }
 
 /// Usage of one provider, by model, with totals.
+///
+/// A provider that was never used gives empty usage and zero totals.
 #[utoipa::path(
     get,
     path = "/usage/token/provider/{provider}",
@@ -157,6 +161,8 @@ async fn model_usage(
 }
 
 /// Totals per provider and overall.
+///
+/// Tokens, requests and cost per provider and over all of them, optionally within `[from, to)`.
 #[utoipa::path(
     get,
     path = "/usage/token/summary",

@@ -39,6 +39,8 @@ async fn project_counts(state: &AppState, current: &CurrentUser) -> Result<(u64,
 }
 
 /// The user's profile.
+///
+/// With real counters: the projects created this calendar month (UTC) and in total.
 #[utoipa::path(
     get,
     path = "/user/profile",
@@ -68,6 +70,9 @@ async fn profile(
 }
 
 /// The user's tier: price, limits (`null` = unlimited), features, and this month's use.
+///
+/// The limits are the plan's: projects per month and in total, preview deployments, exports and
+/// pushes per month. `usage` says how much of each the user has used this month.
 #[utoipa::path(
     get,
     path = "/user/tier",
