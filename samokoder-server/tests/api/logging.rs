@@ -1,7 +1,8 @@
 //! No token, cookie, password or query secret ever reaches the log.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
 use tracing_subscriber::fmt::MakeWriter;
@@ -23,9 +24,23 @@ impl Captured {
     }
 }
 
-impl Write for Captured {
+thread_local! {
+    /// Where this thread's log lines go while a test captures them.
+    static SINK: RefCell<Option<Captured>> = const { RefCell::new(None) };
+}
+
+/// The writer of the process-wide test subscriber: this thread's capture, if any; otherwise
+/// lines are dropped.
+#[derive(Clone, Copy)]
+struct ThreadSink;
+
+impl Write for ThreadSink {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        SINK.with(|sink| {
+            if let Some(captured) = sink.borrow().as_ref() {
+                captured.0.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
@@ -34,30 +49,57 @@ impl Write for Captured {
     }
 }
 
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
+impl<'a> MakeWriter<'a> for ThreadSink {
+    type Writer = ThreadSink;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        *self
+    }
+}
+
+/// Captures every log line emitted on this thread until dropped.
+///
+/// A *global* subscriber (JSON, every level) is installed once for the whole test binary and
+/// routes lines by thread. A thread-local subscriber would not do: tracing caches per call site
+/// whether anyone listens, and call sites first reached by concurrently running tests (on
+/// threads without a subscriber) could stay silent for this one.
+struct CaptureGuard(Captured);
+
+impl CaptureGuard {
+    fn start() -> Self {
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        INSTALLED.get_or_init(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(ThreadSink)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the test binary");
+        });
+        let captured = Captured::default();
+        SINK.with(|sink| *sink.borrow_mut() = Some(captured.clone()));
+        Self(captured)
+    }
+
+    fn text(&self) -> String {
+        self.0.text()
+    }
+}
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        SINK.with(|sink| *sink.borrow_mut() = None);
     }
 }
 
 /// Every request here carries credentials; the handlers and rejections run on this thread, so
-/// a thread-local subscriber sees everything the server logs for them, at every level.
+/// the capture sees everything the server logs for them, at every level.
 #[tokio::test(flavor = "current_thread")]
 async fn requests_with_credentials_leave_none_in_the_log() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests run concurrently on threads without a subscriber; a callsite they hit first
-    // may have cached "nobody is interested". Recompute with this thread's subscriber in place.
-    tracing::callsite::rebuild_interest_cache();
+    let captured = CaptureGuard::start();
 
     let (_dir, config) = helpers::config();
     let router = helpers::router(config).await;
@@ -148,18 +190,7 @@ async fn session_and_key_flows_leave_no_secret_in_the_log() {
     const FLOW_PASSWORD: &str = "Flow-Password-Sentinel-7";
     const API_KEY: &str = "sk-ant-api03-log-sentinel-0123456789";
 
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests run concurrently on threads without a subscriber; a callsite they hit first
-    // may have cached "nobody is interested". Recompute with this thread's subscriber in place.
-    tracing::callsite::rebuild_interest_cache();
+    let captured = CaptureGuard::start();
 
     let (_dir, config) = helpers::config();
     let router = helpers::router(config).await;
