@@ -3,7 +3,8 @@
 //!
 //! SQLite runs on a file in a scratch directory (WAL, as the server uses it). PostgreSQL runs
 //! when `SAMOKODER_TEST_POSTGRES_URL` is set and the `sqlx-postgres` feature is on (e.g.
-//! `cargo bench --bench store --all-features`), in a scratch schema dropped at the end.
+//! `cargo bench --bench store --all-features`), in a scratch schema dropped at the end; the
+//! diesel-async backend runs too when `diesel-postgres` is on as well.
 //!
 //! criterion measures each operation per backend; then a manual loop of the same operations, in
 //! the same process, gives medians and the ratio of every backend to the first one, printed as a
@@ -55,6 +56,21 @@ fn backends() -> Vec<BenchBackend> {
                     .await
                     .expect("scratch schema on SAMOKODER_TEST_POSTGRES_URL");
                 db.options_mut().backend = Some(samokoder::store::BackendKind::SqlxPostgres);
+                Some(db)
+            })
+        },
+    });
+    // The same scratch schema, opened with diesel-async (the scratch helper itself uses sqlx).
+    #[cfg(all(feature = "diesel-postgres", feature = "sqlx-postgres"))]
+    list.push(BenchBackend {
+        name: "diesel-postgres",
+        scratch: || {
+            Box::pin(async {
+                let url = std::env::var("SAMOKODER_TEST_POSTGRES_URL").ok()?;
+                let mut db = ScratchDatabase::postgres(&url)
+                    .await
+                    .expect("scratch schema on SAMOKODER_TEST_POSTGRES_URL");
+                db.options_mut().backend = Some(samokoder::store::BackendKind::DieselPostgres);
                 Some(db)
             })
         },

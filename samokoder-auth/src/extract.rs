@@ -8,9 +8,10 @@
 //!   and leaves the user in the request extensions, where the extractor then finds it.
 //!
 //! **Which credential.** The `Authorization: Bearer` header is tried first, then each
-//! `access_token` cookie. The first one that verifies and is not revoked wins, so a stale or
-//! broken cookie never shadows a valid header (the original's bug) and a broken header never
-//! shadows a valid cookie. When none works, the error of the first presented one is reported.
+//! `access_token` cookie (at most four of them). The first one that verifies and is not revoked
+//! wins, so a stale or broken cookie never shadows a valid header (the original's bug) and a
+//! broken header never shadows a valid cookie. When none works, the error of the first presented
+//! one is reported.
 //!
 //! **Rejections** are 401 with `WWW-Authenticate: Bearer` (plus `error="invalid_token"` when a
 //! token was presented) and the API's JSON error body, codes `not_authenticated`,
@@ -75,6 +76,10 @@ use crate::tokens::TokenIssuer;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest request id echoed back; a longer one is not ours and is left out.
 const MAX_REQUEST_ID_LEN: usize = 128;
+/// Most `access_token` cookies tried per request. A browser holds one per path it was set for,
+/// so a handful is plenty; without a cap, a request stuffed with hundreds of the sender's own
+/// revoked (still validly signed) tokens would cost one revocation-store query each.
+const MAX_COOKIE_CANDIDATES: usize = 4;
 
 /// The authenticated caller, as handlers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +141,8 @@ impl AuthState {
         candidates.extend(
             cookie_values(headers, ACCESS_COOKIE)
                 .into_iter()
-                .filter(|value| !value.is_empty()),
+                .filter(|value| !value.is_empty())
+                .take(MAX_COOKIE_CANDIDATES),
         );
 
         for token in &candidates {
@@ -612,6 +618,47 @@ mod tests {
         let bearer = format!("Bearer {}", other.token.expose());
         let (_, _, body) = call(router(f.auth()), &[("authorization", &bearer)]).await;
         assert_eq!(body["code"], "token_revoked");
+    }
+
+    /// Counts revocation checks, answering "revoked" to every one.
+    #[derive(Default)]
+    struct CountingStore(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl RevocationStore for CountingStore {
+        async fn revoke_token(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<()> {
+            Ok(())
+        }
+        async fn revoke_user_tokens_before(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<()> {
+            Ok(())
+        }
+        async fn is_revoked(&self, _: &TokenRef) -> PortResult<bool> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(true)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_stuffed_with_cookies_costs_a_bounded_number_of_store_queries() {
+        let f = fixture();
+        let user = Uuid::new_v4();
+        let cookies = (0..50)
+            .map(|_| {
+                let token = f.issuer.issue_access(user).unwrap().token;
+                format!("access_token={}", token.expose())
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let store = Arc::new(CountingStore::default());
+        let auth = AuthState::new(f.issuer.clone(), store.clone());
+        let (status, _, body) = call(router(auth), &[("cookie", &cookies)]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "token_revoked");
+        let queries = store.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            queries <= MAX_COOKIE_CANDIDATES,
+            "{queries} revocation queries for one request"
+        );
     }
 
     struct BrokenStore;

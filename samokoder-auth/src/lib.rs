@@ -41,10 +41,10 @@
 //!
 //! * **register**: [`policy::check_password`] → 422 with one field error per violation;
 //!   [`PasswordHasher::hash`](hashing::PasswordHasher::hash); store the user; then as login.
-//! * **login**: `account = lockout::account_key(email)`; `lockout.check(account, client)` →
-//!   429 with `Retry-After` when locked (before looking at the password); load the user;
-//!   `hasher.verify(password, hash)` or, for an unknown e-mail,
-//!   `hasher.verify_unknown_user(password)`; record failure or success with the lockout; on
+//! * **login**: `account = lockout::account_key(email)`; `attempt = lockout.begin(account,
+//!   client)` → 429 with `Retry-After` when `attempt.decision()` is locked (before looking at
+//!   the password); load the user; `hasher.verify(password, hash)` or, for an unknown e-mail,
+//!   `hasher.verify_unknown_user(password)`; `attempt.failed()` or `attempt.succeeded()`; on
 //!   success re-hash when `needs_rehash()`, `refresh.login(user_id)`, set both cookies and
 //!   return the tokens.
 //! * **refresh**: refresh token from the cookie or the body; `refresh.refresh(token)`; on

@@ -14,6 +14,13 @@
 //! lock *before* verifying the password, and answer a locked attempt the same way whether the
 //! password was right or not.
 //!
+//! **Use [`LockoutService::begin`]**, not [`LockoutService::check`] followed by a
+//! `record_*` call: between those two the password is being verified, and a burst of parallel
+//! requests would all pass the check before the first failure is recorded, each getting a
+//! guess. `begin` holds the account's turn (in this process) from the check until the outcome
+//! is recorded, so one process never lets more guesses through than the limits allow. Across
+//! several server processes sharing a database the burst is bounded by the number of processes.
+//!
 //! ```
 //! use chrono::{Duration, TimeZone, Utc};
 //! use samokoder_auth::lockout::{LockScope, LockoutDecision, LockoutPolicy};
@@ -35,10 +42,12 @@
 //! assert_eq!(policy.evaluate(&failures, "198.51.100.7", now), LockoutDecision::Allowed);
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
+use tokio::sync::{Mutex as TurnMutex, OwnedMutexGuard};
 
 use crate::clock::Clock;
 use crate::error::{AuthError, AuthResult};
@@ -129,8 +138,9 @@ impl LockoutDecision {
 
 impl LockoutPolicy {
     /// Checks that the limits make sense: at least one failure, a window of at least a second,
-    /// and an account ceiling no lower than the per-client limit (otherwise one address could
-    /// lock the owner out everywhere again).
+    /// an account ceiling no lower than the per-client limit (otherwise one address could lock
+    /// the owner out everywhere again), and an account window no shorter than the per-client
+    /// one (see [`LockoutPolicy::fetch_limit`] for why).
     pub fn validate(&self) -> AuthResult<()> {
         for (field, limit) in [
             ("lockout.per_client", self.per_client),
@@ -149,6 +159,12 @@ impl LockoutPolicy {
                 reason: "max_failures must be at least lockout.per_client.max_failures".into(),
             });
         }
+        if self.per_account.window_seconds < self.per_client.window_seconds {
+            return Err(AuthError::InvalidConfig {
+                field: "lockout.per_account",
+                reason: "window_seconds must be at least lockout.per_client.window_seconds".into(),
+            });
+        }
         Ok(())
     }
 
@@ -158,7 +174,9 @@ impl LockoutPolicy {
     }
 
     /// How many of the newest failures [`LockoutPolicy::evaluate`] needs at most. Older ones
-    /// cannot change the decision: if the account has this many, the account limit decides.
+    /// cannot change the decision: if the account has this many within the lookback, they are
+    /// all inside the account window (which [`LockoutPolicy::validate`] requires to be the
+    /// longest), so the account limit decides.
     pub fn fetch_limit(&self) -> u32 {
         self.per_client
             .max_failures
@@ -224,12 +242,17 @@ pub fn account_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// One lock per account with a login attempt in flight in this process; an entry lives only
+/// while some attempt holds or waits for it.
+type Turns = Arc<SyncMutex<HashMap<String, Arc<TurnMutex<()>>>>>;
+
 /// The lockout policy over a [`LoginAttemptStore`].
 #[derive(Clone)]
 pub struct LockoutService {
     policy: LockoutPolicy,
     store: Arc<dyn LoginAttemptStore>,
     clock: Arc<dyn Clock>,
+    turns: Turns,
 }
 
 impl std::fmt::Debug for LockoutService {
@@ -252,7 +275,38 @@ impl LockoutService {
             policy,
             store,
             clock,
+            turns: Arc::default(),
         })
+    }
+
+    /// Starts a login attempt by `client` on `account` (an [`account_key`]): waits for the
+    /// account's turn, then decides like [`LockoutService::check`].
+    ///
+    /// When [`LoginAttempt::decision`] is allowed, verify the password and report the outcome
+    /// with [`LoginAttempt::failed`] or [`LoginAttempt::succeeded`]; the next attempt on the same
+    /// account waits until then, so concurrent requests cannot all pass the check before any
+    /// failure is recorded. When it is locked, refuse and drop the attempt (nothing is recorded).
+    /// Dropping an attempt without reporting records nothing and releases the turn.
+    pub async fn begin(&self, account: &str, client: &str) -> AuthResult<LoginAttempt> {
+        let turn = {
+            let mut turns = lock_turns(&self.turns);
+            Arc::clone(turns.entry(account.to_owned()).or_default())
+        };
+        let mut attempt = LoginAttempt {
+            service: self.clone(),
+            account: account.to_owned(),
+            client: client.to_owned(),
+            decision: LockoutDecision::Allowed,
+            turn: Some(turn.lock_owned().await),
+        };
+        attempt.decision = self.check(account, client).await?;
+        Ok(attempt)
+    }
+
+    /// How many accounts have an attempt in flight (for tests of the turn bookkeeping).
+    #[cfg(test)]
+    fn turns_in_use(&self) -> usize {
+        lock_turns(&self.turns).len()
     }
 
     /// The policy.
@@ -288,6 +342,71 @@ impl LockoutService {
             .record_attempt(account, client, true, self.clock.now())
             .await?;
         Ok(())
+    }
+}
+
+fn lock_turns(
+    turns: &SyncMutex<HashMap<String, Arc<TurnMutex<()>>>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TurnMutex<()>>>> {
+    // Every critical section below leaves the map consistent, so a poisoned lock is still good.
+    turns
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A login attempt holding its account's turn; from [`LockoutService::begin`].
+#[must_use = "report the outcome with `failed` or `succeeded` (or drop a locked attempt)"]
+pub struct LoginAttempt {
+    service: LockoutService,
+    account: String,
+    client: String,
+    decision: LockoutDecision,
+    turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::fmt::Debug for LoginAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginAttempt")
+            .field("decision", &self.decision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginAttempt {
+    /// Whether the password may be checked.
+    pub fn decision(&self) -> LockoutDecision {
+        self.decision
+    }
+
+    /// The password was wrong (or the account does not exist): records a failure and releases
+    /// the turn.
+    pub async fn failed(self) -> AuthResult<()> {
+        self.service
+            .record_failure(&self.account, &self.client)
+            .await
+    }
+
+    /// The password was right: records the success (forgiving this client's failures) and
+    /// releases the turn.
+    pub async fn succeeded(self) -> AuthResult<()> {
+        self.service
+            .record_success(&self.account, &self.client)
+            .await
+    }
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        drop(self.turn.take());
+        // Forget the account's lock once nobody holds or waits for it: waiters hold a clone of
+        // the Arc, and new ones can only get one under the map lock held here.
+        let mut turns = lock_turns(&self.service.turns);
+        if turns
+            .get(&self.account)
+            .is_some_and(|turn| Arc::strong_count(turn) == 1)
+        {
+            turns.remove(&self.account);
+        }
     }
 }
 
@@ -427,6 +546,43 @@ mod tests {
         LockoutPolicy::default().validate().unwrap();
     }
 
+    #[tokio::test]
+    async fn a_client_window_longer_than_the_account_window_is_rejected() {
+        // 5 per client per hour, but the account ceiling only looks at one minute.
+        let policy = LockoutPolicy {
+            per_client: LockoutLimit {
+                max_failures: 5,
+                window_seconds: 3600,
+            },
+            per_account: LockoutLimit {
+                max_failures: 50,
+                window_seconds: 60,
+            },
+        };
+        // Why: `check` reads only the account's newest `fetch_limit()` (50) failures. Client
+        // "a" fails 5 times, then 50 failures from other addresses, one a minute (never 50 in
+        // one minute), push a's failures out of that read: a would be let in again within its
+        // hour although it is locked.
+        let mut failures: Vec<_> = (0..5).map(|m| failure(m, "a")).collect();
+        failures.extend((5..55).map(|m| failure(m, &format!("other-{m}"))));
+        let now = at(55);
+        assert!(policy.evaluate(&failures, "a", now).is_locked());
+        failures.sort_by_key(|f| std::cmp::Reverse(f.at));
+        failures.truncate(policy.fetch_limit() as usize);
+        assert!(!policy.evaluate(&failures, "a", now).is_locked());
+
+        assert!(matches!(
+            policy.validate(),
+            Err(AuthError::InvalidConfig {
+                field: "lockout.per_account",
+                ..
+            })
+        ));
+        let store = Arc::new(InMemoryLoginAttemptStore::new());
+        let clock = Arc::new(ManualClock::new(t0()));
+        assert!(LockoutService::new(policy, store, clock).is_err());
+    }
+
     #[test]
     fn account_keys_are_normalised() {
         assert_eq!(account_key("  Owner@Example.COM "), "owner@example.com");
@@ -466,6 +622,93 @@ mod tests {
         service.record_success(&account, "b").await.unwrap();
         service.record_failure(&account, "b").await.unwrap();
         assert!(!service.check(&account, "b").await.unwrap().is_locked());
+    }
+
+    /// `attempts` concurrent logins by one client, each taking `verify` to check its (wrong)
+    /// password; returns how many got to check it.
+    async fn concurrent_guesses(
+        service: &LockoutService,
+        attempts: usize,
+        serialised: bool,
+    ) -> usize {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..attempts {
+            let service = service.clone();
+            tasks.spawn(async move {
+                let account = account_key("owner@example.com");
+                let verify = std::time::Duration::from_millis(50);
+                if serialised {
+                    let attempt = service.begin(&account, "attacker").await.unwrap();
+                    if attempt.decision().is_locked() {
+                        return false;
+                    }
+                    tokio::time::sleep(verify).await;
+                    attempt.failed().await.unwrap();
+                } else {
+                    if service
+                        .check(&account, "attacker")
+                        .await
+                        .unwrap()
+                        .is_locked()
+                    {
+                        return false;
+                    }
+                    tokio::time::sleep(verify).await;
+                    service.record_failure(&account, "attacker").await.unwrap();
+                }
+                true
+            });
+        }
+        let mut checked = 0;
+        while let Some(done) = tasks.join_next().await {
+            checked += usize::from(done.unwrap());
+        }
+        checked
+    }
+
+    fn service_at_t0() -> LockoutService {
+        LockoutService::new(
+            LockoutPolicy::default(),
+            Arc::new(InMemoryLoginAttemptStore::new()),
+            Arc::new(ManualClock::new(t0())),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_attempts_get_no_more_guesses_than_the_limit() {
+        // check() then record_failure() leaves the password check in between: a burst of
+        // parallel requests all pass check() before the first failure is recorded.
+        let racy = concurrent_guesses(&service_at_t0(), 20, false).await;
+        assert!(
+            racy > 5,
+            "the race this test is about did not show ({racy})"
+        );
+
+        // begin() holds the account's turn until the outcome is recorded.
+        assert_eq!(concurrent_guesses(&service_at_t0(), 20, true).await, 5);
+    }
+
+    #[tokio::test]
+    async fn begin_success_forgives_and_turns_are_released() {
+        let service = service_at_t0();
+        let account = account_key("owner@example.com");
+        for _ in 0..4 {
+            let attempt = service.begin(&account, "a").await.unwrap();
+            assert_eq!(attempt.decision(), LockoutDecision::Allowed);
+            attempt.failed().await.unwrap();
+        }
+        let attempt = service.begin(&account, "a").await.unwrap();
+        attempt.succeeded().await.unwrap();
+        // The success forgave a's failures; an attempt dropped without an outcome records none.
+        for _ in 0..10 {
+            let attempt = service.begin(&account, "a").await.unwrap();
+            assert_eq!(attempt.decision(), LockoutDecision::Allowed);
+        }
+        assert!(
+            service.turns_in_use() == 0,
+            "a finished attempt left its turn behind"
+        );
     }
 
     proptest! {

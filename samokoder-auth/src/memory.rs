@@ -167,10 +167,25 @@ struct Attempt {
     succeeded: bool,
 }
 
+#[derive(Debug, Default)]
+struct Attempts {
+    by_account: HashMap<String, Vec<Attempt>>,
+    /// When the map reaches this many accounts, accounts with nothing inside the retention
+    /// are dropped (and the mark doubles the size that remains), so the cost is amortised.
+    sweep_at: usize,
+}
+
+/// Accounts held before the first sweep for stale ones.
+const FIRST_SWEEP_AT: usize = 1024;
+
 /// Login attempts per account in a hash map.
+///
+/// Attempts are recorded for any e-mail a client types, existing or not, so the accounts whose
+/// attempts have all aged out of the retention are dropped as the map grows; otherwise a stream
+/// of logins for made-up addresses would grow it without bound.
 #[derive(Debug)]
 pub struct InMemoryLoginAttemptStore {
-    attempts: Mutex<HashMap<String, Vec<Attempt>>>,
+    attempts: Mutex<Attempts>,
     retention: Duration,
 }
 
@@ -190,9 +205,18 @@ impl InMemoryLoginAttemptStore {
     /// recorded for the same account. Keep it at least as long as the longest lockout window.
     pub fn with_retention(retention: Duration) -> Self {
         Self {
-            attempts: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(Attempts {
+                by_account: HashMap::new(),
+                sweep_at: FIRST_SWEEP_AT,
+            }),
             retention,
         }
+    }
+
+    /// How many accounts have attempts held.
+    #[cfg(test)]
+    fn accounts(&self) -> usize {
+        lock(&self.attempts).by_account.len()
     }
 }
 
@@ -206,14 +230,20 @@ impl LoginAttemptStore for InMemoryLoginAttemptStore {
         at: DateTime<Utc>,
     ) -> PortResult<()> {
         let mut attempts = lock(&self.attempts);
-        let list = attempts.entry(account.to_owned()).or_default();
+        let horizon = at - self.retention;
+        let list = attempts.by_account.entry(account.to_owned()).or_default();
         list.push(Attempt {
             at,
             client: client.to_owned(),
             succeeded,
         });
-        let horizon = at - self.retention;
         list.retain(|attempt| attempt.at >= horizon);
+        if attempts.by_account.len() >= attempts.sweep_at {
+            attempts
+                .by_account
+                .retain(|_, list| list.iter().any(|attempt| attempt.at >= horizon));
+            attempts.sweep_at = (attempts.by_account.len() * 2).max(FIRST_SWEEP_AT);
+        }
         Ok(())
     }
 
@@ -224,7 +254,7 @@ impl LoginAttemptStore for InMemoryLoginAttemptStore {
         limit: u32,
     ) -> PortResult<Vec<FailedLogin>> {
         let attempts = lock(&self.attempts);
-        let Some(list) = attempts.get(account) else {
+        let Some(list) = attempts.by_account.get(account) else {
             return Ok(Vec::new());
         };
         // Latest success per client: that client's earlier failures are forgiven.
@@ -448,6 +478,32 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn accounts_with_only_stale_attempts_are_dropped_as_the_map_grows() {
+        let store = InMemoryLoginAttemptStore::with_retention(Duration::seconds(100));
+        // Logins for 3000 made-up addresses, then, much later, for 3000 others.
+        for i in 0..3000 {
+            let account = format!("nobody-{i}@example.com");
+            store
+                .record_attempt(&account, "c", false, t(0))
+                .await
+                .unwrap();
+        }
+        for i in 0..3000 {
+            let account = format!("someone-{i}@example.com");
+            store
+                .record_attempt(&account, "c", false, t(1000))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.accounts(), 3000, "the stale accounts are still held");
+        let kept = store
+            .recent_failures("someone-0@example.com", t(0), 10)
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1);
     }
 
     #[tokio::test]

@@ -78,7 +78,9 @@ pub struct TokenRef {
 /// Storage of revoked access tokens and per-user "revoke everything issued before" marks.
 #[async_trait]
 pub trait RevocationStore: Send + Sync {
-    /// Revokes one token id until `expires_at` (after which the row may be purged).
+    /// Revokes one token id until `expires_at`, after which the row may be purged. Callers pass
+    /// the last instant the token could still verify, i.e. its `exp` plus the verifier's leeway
+    /// ([`crate::refresh::RefreshService::revoke_access`] does).
     async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<()>;
 
     /// Revokes every token of `user_id` issued at or before `at` (logout everywhere).

@@ -211,9 +211,13 @@ impl RefreshService {
     }
 
     /// Revokes one access token until it expires (logout of the current device).
+    ///
+    /// The revocation is kept until `exp` *plus the verifier's leeway*, the last instant the
+    /// token still verifies: a purge of expired revocations at `exp` would otherwise bring the
+    /// token back to life for the length of the leeway.
     pub async fn revoke_access(&self, claims: &AccessClaims) -> AuthResult<()> {
         self.revocations
-            .revoke_token(claims.token_id, claims.expires_at)
+            .revoke_token(claims.token_id, claims.expires_at + self.issuer.leeway())
             .await?;
         Ok(())
     }
@@ -239,7 +243,7 @@ mod tests {
     use chrono::{Duration, TimeZone, Utc};
 
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{Clock, ManualClock};
     use crate::memory::{InMemoryRefreshFamilyStore, InMemoryRevocationStore};
     use crate::ports::TokenRef;
     use crate::secret::SecretString;
@@ -439,6 +443,36 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn revoked_access_token_stays_revoked_through_the_leeway_after_a_purge() {
+        let f = fixture();
+        let pair = f.service.login(Uuid::new_v4()).await.unwrap();
+        let token = pair.access.token.expose();
+        let claims = f.service.issuer().verify_access(token).unwrap();
+        f.service.revoke_access(&claims).await.unwrap();
+
+        // Past `exp` but inside the 30 s leeway the token still verifies...
+        f.clock.set(claims.expires_at + Duration::seconds(10));
+        let claims = f.service.issuer().verify_access(token).unwrap();
+        // ...so the routine purge of expired revocations must not forget it yet.
+        f.revocations.purge_expired(f.clock.now());
+        assert!(
+            f.revocations
+                .is_revoked(&TokenRef::from(&claims))
+                .await
+                .unwrap(),
+            "a purge at exp + 10 s resurrected a revoked access token"
+        );
+
+        // Once the leeway is over the token is dead by itself and the row may go.
+        f.clock.set(claims.expires_at + Duration::seconds(31));
+        assert!(matches!(
+            f.service.issuer().verify_access(token),
+            Err(AuthError::TokenExpired)
+        ));
+        assert_eq!(f.revocations.purge_expired(f.clock.now()), 1);
     }
 
     #[tokio::test]

@@ -383,6 +383,12 @@ impl TokenIssuer {
         self.refresh_ttl
     }
 
+    /// The clock-skew leeway: a token is still accepted until its `exp` plus this. Anything that
+    /// remembers a token until it expires (a revocation) must remember it this much longer.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
     /// The clock this issuer reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock

@@ -14,10 +14,20 @@
 //! assert_eq!(body.code, "project_not_found");
 //! ```
 
+#[cfg(feature = "engine")]
+pub mod agents;
 pub mod api;
+#[cfg(feature = "engine")]
+pub mod engine;
 #[cfg(feature = "engine")]
 pub mod llm;
 #[cfg(feature = "engine")]
+pub mod prompts;
+#[cfg(feature = "engine")]
+pub mod runner;
+#[cfg(feature = "engine")]
 pub mod state;
 #[cfg(feature = "engine")]
-pub mod prompts;
+pub mod templates;
+#[cfg(feature = "engine")]
+pub mod workspace;

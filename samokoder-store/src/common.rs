@@ -82,13 +82,24 @@ pub(crate) fn validate_worker(worker: &str) -> StoreResult<()> {
 /// The message stored on a job whose worker vanished during its last attempt.
 pub(crate) const LEASE_EXPIRED: &str = "lease expired on the last attempt";
 
+/// A sealed secret must be what `samokoder-auth`'s secret box produces (`v1.<kid>.<data>`), and
+/// `key_id` must be the key it names. This keeps a plaintext key that was handed over by mistake
+/// out of the database, and keeps key rotation honest: [`crate::KeyRepo::list_sealed`] finds the
+/// values still to re-seal by `key_id`, so a `key_id` that disagrees with the value would hide
+/// it from the rotation until its real key is retired and it can no longer be opened.
 pub(crate) fn validate_sealed(sealed: &SealedSecret) -> StoreResult<()> {
-    if sealed.ciphertext.is_empty() || sealed.key_id.is_empty() {
-        return Err(StoreError::invalid(
-            "a sealed secret needs ciphertext and the id of the key that sealed it",
-        ));
+    let named = std::str::from_utf8(&sealed.ciphertext)
+        .ok()
+        .and_then(|text| samokoder_auth::secret_box::SecretBox::key_id_of(text).ok());
+    match named {
+        Some(kid) if kid == sealed.key_id => Ok(()),
+        Some(_) => Err(StoreError::invalid(
+            "the sealed secret's key id differs from the key that sealed it",
+        )),
+        None => Err(StoreError::invalid(
+            "a sealed secret must be a secret-box value (v1.<key id>.<data>), never plaintext",
+        )),
     }
-    Ok(())
 }
 
 pub(crate) fn validate_settings(settings: &Value) -> StoreResult<()> {
@@ -98,4 +109,43 @@ pub(crate) fn validate_settings(settings: &Value) -> StoreResult<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use samokoder_auth::secret_box::{SecretBox, SecretBoxConfig, SecretBoxKeyConfig};
+
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_must_be_secret_box_values_under_their_key() {
+        let secret_box = SecretBox::new(&SecretBoxConfig {
+            keys: vec![SecretBoxKeyConfig::generate("k1")],
+            active_kid: None,
+        })
+        .unwrap();
+        let value = secret_box.seal_str("sk-live-123", b"ad").unwrap();
+        let sealed = |ciphertext: &[u8], key_id: &str| SealedSecret {
+            ciphertext: ciphertext.to_vec(),
+            key_id: key_id.into(),
+        };
+        validate_sealed(&sealed(value.as_bytes(), "k1")).unwrap();
+
+        for (bad, key_id) in [
+            (&b"sk-live-123"[..], "k1"), // plaintext handed over by mistake
+            (value.as_bytes(), "k2"),    // names another key than the one that sealed it
+            (b"", "k1"),                 // nothing
+            (b"v1.k1.", "k1"),           // no data
+            (b"\xff\xfe", "k1"),         // not even text
+        ] {
+            assert!(
+                matches!(
+                    validate_sealed(&sealed(bad, key_id)),
+                    Err(StoreError::InvalidInput(_))
+                ),
+                "{:?} under {key_id} accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

@@ -58,6 +58,7 @@
 mod common;
 #[cfg(feature = "diesel-postgres")]
 pub mod diesel_pg;
+pub mod engine;
 pub mod error;
 pub mod migrations;
 pub mod model;

@@ -88,7 +88,9 @@ pub enum Tier {
 text_enum!(Tier, "user", { Free => "free", Starter => "starter", Pro => "pro", Team => "team" });
 
 /// A user account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` leaves the password hash out: a hash in a log line is an offline-cracking target.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// The user's id (UUID v7).
     pub id: Uuid,
@@ -109,8 +111,8 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What is needed to create a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What is needed to create a user. `Debug` leaves the password hash out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewUser {
     /// The e-mail; leading and trailing whitespace is dropped. Must contain `@`.
     pub email: String,
@@ -131,6 +133,32 @@ impl NewUser {
             tier: Tier::Free,
             is_admin: false,
         }
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .field("tier", &self.tier)
+            .field("is_admin", &self.is_admin)
+            .field("tokens_revoked_before", &self.tokens_revoked_before)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .field("tier", &self.tier)
+            .field("is_admin", &self.is_admin)
+            .finish()
     }
 }
 
@@ -1479,6 +1507,25 @@ mod tests {
             "platinum".parse::<Tier>(),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn debug_never_shows_password_hashes() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        let new = NewUser::new("ada@example.com", hash);
+        let user = User {
+            id: Uuid::nil(),
+            email: new.email.clone(),
+            password_hash: hash.into(),
+            tier: Tier::Free,
+            is_admin: false,
+            tokens_revoked_before: None,
+            created_at: now(),
+            updated_at: now(),
+        };
+        let shown = format!("{new:?} {user:?} {:?}", Some(&user));
+        assert!(!shown.contains("argon2"), "{shown}");
+        assert!(shown.contains("ada@example.com"), "{shown}");
     }
 
     #[test]

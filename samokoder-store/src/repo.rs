@@ -60,7 +60,9 @@ pub trait UserRepo: Send + Sync {
 #[async_trait]
 pub trait SessionRepo: Send + Sync {
     /// Deletes revoked-token rows and refresh families whose expiry is before `now`: a token past
-    /// its expiry is rejected anyway, so its revocation no longer needs remembering.
+    /// its expiry is rejected anyway, so its revocation no longer needs remembering. (The expiry
+    /// a revocation is stored with already includes the token verifier's clock-skew leeway; see
+    /// `samokoder_auth::refresh::RefreshService::revoke_access`.)
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<SessionPurge>;
 
     /// Deletes login attempts older than `before` (the lockout window only looks back so far).

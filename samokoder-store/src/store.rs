@@ -299,20 +299,47 @@ impl fmt::Debug for StoreOptions {
     }
 }
 
-/// The URL with any password replaced by `***`, for logs.
+/// The URL with any password replaced by `***`, for logs: the one in the user-info part and
+/// the `password` / `sslpassword` query parameters (which sqlx and libpq accept too).
+///
+/// A password that was not percent-encoded may hold `/`, `?`, `#` or `@`; the user-info is
+/// therefore taken to end at the *last* `@`, which errs towards hiding too much.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    let (userinfo, after) = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => (Some(userinfo), after),
+        None => (None, rest),
+    };
+    let mut out = format!("{scheme}://");
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            Some((user, _password)) => out.push_str(&format!("{user}:***@")),
+            None => out.push_str(&format!("{userinfo}@")),
+        }
     }
+    match after.split_once('?') {
+        Some((location, query)) => {
+            out.push_str(location);
+            out.push('?');
+            let parameters: Vec<String> = query
+                .split('&')
+                .map(|parameter| match parameter.split_once('=') {
+                    Some((key, _))
+                        if key.eq_ignore_ascii_case("password")
+                            || key.eq_ignore_ascii_case("sslpassword") =>
+                    {
+                        format!("{key}=***")
+                    }
+                    _ => parameter.to_owned(),
+                })
+                .collect();
+            out.push_str(&parameters.join("&"));
+        }
+        None => out.push_str(after),
+    }
+    out
 }
 
 /// Opens a store with default options; see [`connect_with`].
@@ -409,6 +436,24 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(
+            redact_url("sqlite://data/store.db?mode=rwc"),
+            "sqlite://data/store.db?mode=rwc"
+        );
+        // A password as a query parameter, which sqlx and libpq both accept.
+        assert_eq!(
+            redact_url("postgres://db/x?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/x?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://app:pw@db/x?sslpassword=k3y"),
+            "postgres://app:***@db/x?sslpassword=***"
+        );
+        // Passwords that were not percent-encoded.
+        for raw in ["s3/cret", "s3@cret", "s3#cret", "s3?cret"] {
+            let shown = redact_url(&format!("postgres://app:{raw}@db:5432/x"));
+            assert!(!shown.contains("cret"), "{raw}: {shown}");
+        }
         let debug = format!("{:?}", StoreOptions::new("postgres://u:pw@h/d"));
         assert!(!debug.contains("pw@"), "{debug}");
     }

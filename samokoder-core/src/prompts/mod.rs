@@ -18,7 +18,10 @@
 //!         "max_questions": 3,
 //!     }))
 //!     .unwrap();
-//! assert!(text.contains("[[data description #"));
+//! assert!(text.contains("[[data app description #"));
+//! // The hostile line stays inside the block; the real closing line carries the content's hash.
+//! let close = text.lines().find(|l| l.starts_with("[[/data #") && !l.contains("0000")).unwrap();
+//! assert_eq!(close.len(), "[[/data #]]".len() + 16);
 //! // A variable the template needs but the caller forgot is an error, not an empty string.
 //! assert!(prompts.render("spec_writer/clarify", &json!({})).is_err());
 //! ```
@@ -212,13 +215,13 @@ fn clean_label(label: &str) -> String {
     }
 }
 
-fn data_filter(value: Value, label: String) -> Result<Value, minijinja::Error> {
+fn data_filter(value: &Value, label: &str) -> Result<Value, minijinja::Error> {
     let content = match value.as_str() {
         Some(s) => s.to_owned(),
         None if value.is_undefined() || value.is_none() => String::new(),
         None => value.to_string(),
     };
-    Ok(Value::from(fence_untrusted(&label, &content)))
+    Ok(Value::from(fence_untrusted(label, &content)))
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct RunState {
     pub phase: Phase,
     /// The user's description of the app, as given.
     pub description: String,
+    /// Whether the spec writer has asked its clarifying questions (possibly none).
+    #[serde(default)]
+    pub clarified: bool,
     /// Clarifying questions the spec writer asked, with their answers.
     pub clarifications: Vec<Clarification>,
     /// The written specification, once there is one.
@@ -58,6 +61,7 @@ impl RunState {
             step: 0,
             phase: Phase::NeedsSpec,
             description: description.into(),
+            clarified: false,
             clarifications: Vec::new(),
             spec: None,
             architecture: None,
@@ -313,6 +317,15 @@ pub struct Task {
     pub steps: Vec<Step>,
     /// The task completer's summary, once done.
     pub summary: Option<String>,
+    /// Fixes the troubleshooter has made for this task so far.
+    #[serde(default)]
+    pub fix_attempts: u32,
+    /// A person approved running the verification command (policy `AskHuman`).
+    #[serde(default)]
+    pub verify_approved: bool,
+    /// The end of the passing verification's output, once verified.
+    #[serde(default)]
+    pub verification: Option<String>,
 }
 
 /// One planned step of a task.
@@ -402,7 +415,8 @@ pub struct CommandFailure {
 pub struct GuardState {
     /// Normalised failure signatures and how often each was seen, in first-seen order.
     pub failures: Vec<FailureCount>,
-    /// Extra steps a person granted past the configured cap.
+    /// Where the step cap counts from: a person who lets a capped run continue moves it to the
+    /// current step, so the run gets the configured number of steps again.
     pub extra_steps: u64,
 }
 

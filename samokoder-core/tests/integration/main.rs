@@ -1,4 +1,12 @@
 //! The integration tests of samokoder-core: one binary (faster to link), one module per area.
 
 #[cfg(feature = "fake-llm")]
+mod engine;
+#[cfg(feature = "fake-llm")]
 mod llm;
+#[cfg(feature = "engine")]
+mod runner;
+#[cfg(feature = "engine")]
+mod templates;
+#[cfg(feature = "engine")]
+mod workspace;

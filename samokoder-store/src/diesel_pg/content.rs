@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::errors::db;
+use super::errors::{TxError, db};
 use super::schema::{analytics_events, audit_log, notifications, usage_records};
 use super::{DieselPgStore, touched};
 use crate::error::{StoreError, StoreResult};
@@ -475,22 +475,32 @@ impl AnalyticsRepo for DieselPgStore {
             .ge(range.from)
             .and(analytics_events::at.lt(range.to));
         let mut conn = self.conn(ACTION).await?;
-        let (total_events, distinct_users): (i64, i64) = analytics_events::table
-            .filter(in_range)
-            .select((
-                count_star(),
-                count(analytics_events::user_id).aggregate_distinct(),
-            ))
-            .get_result(&mut conn)
-            .await
-            .map_err(db("analytics event", ACTION))?;
-        let rows: Vec<(String, i64)> = analytics_events::table
-            .filter(in_range)
-            .group_by(analytics_events::name)
-            .select((analytics_events::name, count_star()))
-            .load(&mut conn)
-            .await
-            .map_err(db("analytics event", ACTION))?;
+        // Two statements, one snapshot: the totals and the per-name counts agree even while
+        // events are being recorded.
+        let ((total_events, distinct_users), rows) = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run::<_, TxError, _>(async |conn| {
+                let totals: (i64, i64) = analytics_events::table
+                    .filter(in_range)
+                    .select((
+                        count_star(),
+                        count(analytics_events::user_id).aggregate_distinct(),
+                    ))
+                    .get_result(conn)
+                    .await
+                    .map_err(db("analytics event", ACTION))?;
+                let rows: Vec<(String, i64)> = analytics_events::table
+                    .filter(in_range)
+                    .group_by(analytics_events::name)
+                    .select((analytics_events::name, count_star()))
+                    .load(conn)
+                    .await
+                    .map_err(db("analytics event", ACTION))?;
+                Ok((totals, rows))
+            })
+            .await?;
         Ok(AnalyticsSummary {
             total_events,
             distinct_users,

@@ -12,7 +12,8 @@
 //! with [`crate::Store::from_backend`]. Connections come from a deadpool pool of
 //! [`AsyncPgConnection`]s (tokio-postgres underneath: pure Rust, no libpq); each checkout runs a
 //! `SELECT 1` first, so a connection the server dropped is replaced instead of failing the
-//! operation (the same trade sqlx makes with `test_before_acquire`).
+//! operation (the same trade sqlx makes with `test_before_acquire`). Connections name themselves
+//! `samokoder` in `pg_stat_activity` unless the URL sets `application_name`.
 //!
 //! # Schema and migrations
 //!
@@ -28,20 +29,14 @@
 //!
 //! # TLS
 //!
-//! diesel-async has no TLS of its own, and this backend opens plaintext connections only. That is
-//! fine on loopback or a private network; for a managed PostgreSQL that requires TLS, use the
-//! `sqlx-postgres` backend (rustls built in), or build the pool yourself: give
-//! `diesel_async::pooled_connection::ManagerConfig::custom_setup` a callback that parses the URL
-//! into a `tokio_postgres::Config`, connects with a rustls-based `MakeTlsConnect` (for example the
-//! `tokio-postgres-rustls` crate over a `rustls::ClientConfig` with the provider chosen
-//! explicitly), and hands the resulting client and connection to
-//! [`AsyncPgConnection::try_from_client_and_connection`].
-//!
-//! So that nobody believes they have TLS when they do not, [`DieselPgStore::open`] refuses a URL
-//! that asks for it (`sslmode=require`, `verify-ca` or `verify-full`) with
-//! [`StoreError::InvalidInput`] instead of silently connecting in plaintext. Without `sslmode`,
-//! or with `disable`/`prefer`, it connects in plaintext (what `prefer` does when no TLS is
-//! available).
+//! diesel-async has no TLS of its own; this backend brings a small rustls connector for
+//! tokio-postgres (module `tls`) and reads `sslmode` (and `sslrootcert`) from the URL with
+//! libpq's meanings, as the sqlx backend does: `disable`; `prefer` (the default) and `allow`
+//! encrypt when the server offers TLS; `require` insists on it; `verify-ca` also checks the
+//! certificate chain, `verify-full` the host name as well. Certificates are checked against the
+//! PEM file `sslrootcert` names, or Mozilla's root list when it names none, so a managed
+//! database signed by its provider's own CA needs `sslrootcert=/path/to/provider-ca.pem`.
+//! Client certificates are not supported and are refused with [`StoreError::InvalidInput`].
 //!
 //! # Differences from the sqlx PostgreSQL backend worth knowing
 //!
@@ -50,6 +45,12 @@
 //!   the server down (`57P01`) therefore surfaces as [`StoreError::Database`], not
 //!   [`StoreError::Unavailable`]; a serialization failure, a dropped connection, a refused
 //!   connection and an exhausted pool are [`StoreError::Unavailable`].
+//! - Text keys (provider names, VCS hosts, branch names, file paths, event names, usage buckets)
+//!   are ordered bytewise, in Rust, as on SQLite; the sqlx backend orders them in SQL, by the
+//!   database's collation. On a `C`/`C.UTF-8` database the two agree; on an `en_US` one, mixed
+//!   case can come out in a different order.
+//! - The URL goes to tokio-postgres's parser, which rejects options only sqlx knows (e.g.
+//!   `statement-cache-capacity`) with [`StoreError::InvalidInput`].
 
 mod content;
 mod errors;
@@ -58,20 +59,23 @@ mod projects;
 mod runs;
 mod schema;
 mod states;
+mod tls;
 mod users;
 
 #[cfg(test)]
 mod tests;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-pub use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures::FutureExt;
 
 use self::errors::{TxError, db, pool_error};
 use self::schema::samokoder_schema_migrations as applied;
@@ -138,34 +142,78 @@ fn sort_by_text<T>(items: &mut [T], key: impl Fn(&T) -> &str) {
     items.sort_by(|a, b| key(a).cmp(key(b)));
 }
 
-/// Checks a PostgreSQL URL before any connection is attempted: it must parse, and it must not
-/// ask for TLS, which this backend cannot provide (see the module documentation).
-fn check_url(url: &str) -> StoreResult<()> {
+/// Parses a PostgreSQL URL once, before any connection is attempted: its TLS settings (see
+/// the `tls` module) and everything tokio-postgres reads. Connections name themselves
+/// `samokoder` unless the URL says otherwise, as the sqlx backend's do.
+fn connection_config(
+    url: &str,
+) -> StoreResult<(tokio_postgres::Config, Option<tls::MakeRustlsConnect>)> {
+    let (url, tls_params) = tls::split_url(url)?;
     // The parser's message can quote parts of the URL, so it stays out of the error.
-    let config = tokio_postgres::Config::from_str(url)
+    let mut config = tokio_postgres::Config::from_str(&url)
         .map_err(|_| StoreError::invalid("malformed PostgreSQL URL"))?;
-    // tokio-postgres only knows disable/prefer/require and rejects verify-ca/verify-full while
-    // parsing above, so only `require` needs refusing here.
-    if matches!(
-        config.get_ssl_mode(),
-        tokio_postgres::config::SslMode::Require
-    ) {
-        return Err(StoreError::invalid(
-            "the diesel-postgres backend cannot encrypt connections, but the URL asks for TLS \
-             (sslmode=require); use the sqlx-postgres backend for TLS, or sslmode=disable on a \
-             trusted network",
-        ));
+    config.ssl_mode(tls_params.mode.ssl_mode());
+    if config.get_application_name().is_none() {
+        config.application_name("samokoder");
     }
-    Ok(())
+    Ok((config, tls::connector(&tls_params)?))
+}
+
+/// An error and its sources on one line: diesel's connection error holds only a string, and
+/// tokio-postgres's own text is just "db error" with the server's message in the source.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// How the pool opens a connection: from the configuration parsed once at start-up, through
+/// rustls unless TLS is disabled.
+fn connection_setup(
+    config: tokio_postgres::Config,
+    tls: Option<tls::MakeRustlsConnect>,
+) -> ManagerConfig<AsyncPgConnection> {
+    let config = Arc::new(config);
+    let mut manager_config = ManagerConfig::default();
+    manager_config.custom_setup = Box::new(move |_url| {
+        let config = Arc::clone(&config);
+        let tls = tls.clone();
+        async move {
+            // The error's text (refused, authentication failed, certificate rejected) stays in
+            // the StoreError's source chain, for logs.
+            let failed = |e: tokio_postgres::Error| ConnectionError::BadConnection(chain(&e));
+            match tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls).await.map_err(failed)?;
+                    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+                }
+                None => {
+                    let (client, connection) = config
+                        .connect(tokio_postgres::NoTls)
+                        .await
+                        .map_err(failed)?;
+                    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+                }
+            }
+        }
+        .boxed()
+    });
+    manager_config
 }
 
 impl DieselPgStore {
     /// Opens the pool and checks that the database answers, keeping `min_connections`
     /// connections open. Does not migrate.
     ///
-    /// [`StoreError::InvalidInput`] for a malformed URL, bad pool sizes or a URL asking for TLS;
-    /// [`StoreError::Unavailable`] when the server cannot be reached within
-    /// `acquire_timeout`.
+    /// [`StoreError::InvalidInput`] for a malformed URL (including TLS settings this backend
+    /// cannot honour, or an unreadable `sslrootcert`) or bad pool sizes;
+    /// [`StoreError::Unavailable`] when the server cannot be reached (or its certificate is
+    /// rejected) within `acquire_timeout`.
     pub async fn open(options: &StoreOptions) -> StoreResult<Self> {
         options.validate()?;
         if !matches!(
@@ -176,10 +224,15 @@ impl DieselPgStore {
                 "the diesel-postgres backend needs a postgres:// URL",
             ));
         }
-        check_url(&options.url)?;
+        let (config, tls) = connection_config(&options.url)?;
         let max_size = usize::try_from(options.max_connections)
             .map_err(|_| StoreError::invalid("max_connections is too large"))?;
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(options.url.clone());
+        // The URL is not read again (the parsed configuration is); it is kept by the manager
+        // only, which never prints it.
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            options.url.clone(),
+            connection_setup(config, tls),
+        );
         let pool = Pool::builder(manager)
             .max_size(max_size)
             .build()

@@ -516,15 +516,16 @@ impl KeyRepo for DieselPgStore {
     async fn list_sealed(&self, except_key_id: Option<&str>) -> StoreResult<Vec<SealedEntry>> {
         const ACTION: &str = "listing sealed secrets";
         let mut conn = self.conn(ACTION).await?;
-        // One statement, so the work list is one snapshot of both tables. UUIDs compare
-        // bytewise in PostgreSQL, as in SQLite.
+        // One statement, so the work list is one snapshot of both tables. The two kinds differ
+        // in their first letter, so every collation orders them alike; UUIDs compare bytewise
+        // in PostgreSQL, as in SQLite.
         let rows: Vec<SealedRow> = diesel::sql_query(
             "SELECT 'provider_key' AS kind, id, user_id, ciphertext, key_id FROM provider_keys
              WHERE $1::text IS NULL OR key_id <> $1
              UNION ALL
              SELECT 'vcs_token' AS kind, id, user_id, ciphertext, key_id FROM vcs_tokens
              WHERE $1::text IS NULL OR key_id <> $1
-             ORDER BY kind COLLATE \"C\", id",
+             ORDER BY kind, id",
         )
         .bind::<Nullable<Text>, _>(except_key_id)
         .load(&mut conn)

@@ -272,6 +272,116 @@ async fn migrate_refuses_an_edited_migration() {
     .await;
 }
 
+/// Options that open `url` with the given backend.
+#[cfg(feature = "sqlx-postgres")]
+fn with_backend(url: &str, kind: BackendKind) -> StoreOptions {
+    let mut options = StoreOptions::new(url);
+    options.backend = Some(kind);
+    options
+}
+
+/// One PostgreSQL database, both backends, in either order: whichever migrates first, the other
+/// finds the schema current (same bookkeeping table, same checksums), and each reads and
+/// continues what the other wrote.
+#[cfg(feature = "sqlx-postgres")]
+#[tokio::test]
+async fn both_postgres_backends_share_one_database() {
+    for first in [BackendKind::SqlxPostgres, BackendKind::DieselPostgres] {
+        with_schema(move |url| async move {
+            let second = match first {
+                BackendKind::SqlxPostgres => BackendKind::DieselPostgres,
+                _ => BackendKind::SqlxPostgres,
+            };
+            let a = crate::connect_with(&with_backend(&url, first))
+                .await
+                .unwrap();
+            let b = crate::connect_with(&with_backend(&url, second))
+                .await
+                .unwrap();
+            assert_eq!(a.backend(), first.name());
+            assert_eq!(b.backend(), second.name());
+            assert!(!a.migrate().await.unwrap().applied.is_empty());
+            let report = b.migrate().await.unwrap();
+            assert!(
+                report.applied.is_empty(),
+                "{second:?} re-applied {report:?}"
+            );
+
+            let user = a
+                .users
+                .create(&NewUser::new("shared@example.com", "h"))
+                .await
+                .unwrap();
+            assert_eq!(
+                b.users.find_by_email("SHARED@example.com").await.unwrap(),
+                Some(user.clone())
+            );
+            let project = b
+                .projects
+                .create(&NewProject {
+                    owner_id: user.id,
+                    name: "shared".into(),
+                    description: None,
+                })
+                .await
+                .unwrap();
+            let run = a
+                .runs
+                .create(&NewRun {
+                    project_id: project.id,
+                    user_id: user.id,
+                    description: "d".into(),
+                    autonomy: "auto".into(),
+                    budget: serde_json::json!({}),
+                })
+                .await
+                .unwrap();
+            // One per-run counter, whichever backend appends.
+            let seqs = [
+                a.events
+                    .append(run.id, "k", &serde_json::json!({}))
+                    .await
+                    .unwrap()
+                    .seq,
+                b.events
+                    .append(run.id, "k", &serde_json::json!({}))
+                    .await
+                    .unwrap()
+                    .seq,
+                a.events
+                    .append(run.id, "k", &serde_json::json!({}))
+                    .await
+                    .unwrap()
+                    .seq,
+            ];
+            assert_eq!(seqs, [1, 2, 3]);
+
+            // A job enqueued through one is claimed and completed through the other.
+            let job = a
+                .jobs
+                .enqueue(&NewJob::new("shared", serde_json::json!({})))
+                .await
+                .unwrap()
+                .job;
+            let claimed = b
+                .jobs
+                .claim("w", &["shared"], Duration::from_secs(30))
+                .await
+                .unwrap()
+                .expect("due job");
+            assert_eq!(claimed.id, job.id);
+            a.jobs.complete(job.id, "w").await.unwrap();
+            assert_eq!(
+                b.jobs.get(job.id).await.unwrap().status,
+                JobStatus::Completed
+            );
+            a.close().await;
+            b.close().await;
+        })
+        .await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 
@@ -368,19 +478,12 @@ async fn constraint_violations_from_the_server_are_typed() {
 // Opening
 
 #[tokio::test]
-async fn refuses_tls_and_malformed_urls_before_connecting() {
-    // Neither needs a server: both are refused before any connection is attempted.
-    let tls = DieselPgStore::open(&StoreOptions::new(
-        "postgres://app:s3cret@db.example.com/x?sslmode=require",
-    ))
-    .await
-    .unwrap_err();
-    assert!(matches!(tls, StoreError::InvalidInput(_)), "{tls:?}");
-    assert!(tls.to_string().contains("sslmode=require"), "{tls}");
-    assert!(!tls.to_string().contains("s3cret"), "{tls}");
-
+async fn refuses_malformed_urls_before_connecting() {
+    // None of these needs a server: each is refused before any connection is attempted.
     for url in [
-        "postgres://app:s3cret@db.example.com/x?sslmode=verify-full",
+        "postgres://app:s3cret@db.example.com/x?sslmode=sometimes",
+        "postgres://app:s3cret@db.example.com/x?sslcert=/client.pem",
+        "postgres://app:s3cret@db.example.com/x?sslmode=verify-ca&sslrootcert=/nonexistent.pem",
         "postgres://app:s3cret@db.example.com/x?no_such_option=1",
         "postgres://app:s3cret@db.example.com:notaport/x",
         "sqlite://data/db.sqlite",
@@ -390,6 +493,105 @@ async fn refuses_tls_and_malformed_urls_before_connecting() {
             .unwrap_err();
         assert!(matches!(err, StoreError::InvalidInput(_)), "{url}: {err:?}");
         assert!(!err.to_string().contains("s3cret"), "{url}: {err}");
+    }
+}
+
+#[derive(QueryableByName)]
+struct SslState {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ssl: bool,
+}
+
+/// Opens a store on `url` and says whether its connection is encrypted.
+async fn encrypted(url: &str) -> StoreResult<bool> {
+    let store =
+        DieselPgStore::open(&StoreOptions::new(url).acquire_timeout(Duration::from_secs(10)))
+            .await?;
+    let mut conn = store.conn("reading TLS state").await?;
+    let state: SslState =
+        diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .get_result(&mut conn)
+            .await
+            .expect("pg_stat_ssl");
+    drop(conn);
+    store.close().await;
+    Ok(state.ssl)
+}
+
+#[tokio::test]
+async fn sslmode_is_honoured_against_the_test_server() {
+    let Some(base) = base_url() else {
+        return;
+    };
+    let with = |params: &str| {
+        let separator = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{separator}{params}")
+    };
+    assert!(!encrypted(&with("sslmode=disable")).await.unwrap());
+
+    let mut admin = AsyncPgConnection::establish(&with("sslmode=disable"))
+        .await
+        .unwrap();
+    #[derive(QueryableByName)]
+    struct Show {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let ssl: Show = diesel::sql_query("SELECT current_setting('ssl') AS value")
+        .get_result(&mut admin)
+        .await
+        .unwrap();
+    if ssl.value != "on" {
+        eprintln!("SKIPPED: TLS checks: the test server has ssl = off");
+        return;
+    }
+    // Encrypted by default (prefer) and when required; no certificate check in either, which
+    // is what libpq and sqlx do too (the test server's certificate is self-signed).
+    assert!(encrypted(&base).await.unwrap());
+    assert!(encrypted(&with("sslmode=require")).await.unwrap());
+
+    // Mozilla's roots do not vouch for a self-signed certificate: refused, not downgraded.
+    let err = encrypted(&with("sslmode=verify-full")).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    let source = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(source.to_lowercase().contains("certificate"), "{source}");
+
+    // With the server's own certificate as the root, the chain checks out.
+    let cert: Show = diesel::sql_query("SELECT current_setting('ssl_cert_file') AS value")
+        .get_result(&mut admin)
+        .await
+        .unwrap();
+    if std::fs::read(&cert.value).is_err() {
+        eprintln!("SKIPPED: certificate checks: cannot read {}", cert.value);
+        return;
+    }
+    let root = format!("sslrootcert={}", cert.value.replace('/', "%2F"));
+    assert!(
+        encrypted(&with(&format!("sslmode=verify-ca&{root}")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        encrypted(&with(&format!("sslmode=require&{root}")))
+            .await
+            .unwrap()
+    );
+    // verify-full also checks the host name: the certificate's name is not an IP address.
+    if base.contains("@127.0.0.1") {
+        let err = encrypted(&with(&format!("sslmode=verify-full&{root}")))
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        let by_name =
+            with(&format!("sslmode=verify-full&{root}")).replace("@127.0.0.1", "@localhost");
+        match encrypted(&by_name).await {
+            Ok(ssl) => assert!(ssl),
+            Err(e) => eprintln!(
+                "SKIPPED: verify-full by name: the certificate is not for localhost ({e})"
+            ),
+        }
     }
 }
 
@@ -417,6 +619,35 @@ async fn pool_stats_follow_checkouts() {
         assert_eq!(idle.in_use, 0, "{idle:?}");
         assert!(idle.idle >= 1, "{idle:?}");
         store.health_check().await.unwrap();
+    })
+    .await;
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+#[tokio::test]
+async fn connections_use_the_url_schema_and_name_themselves() {
+    with_store(|store, _| async move {
+        let mut conn = store.conn("reading settings").await.unwrap();
+        let name: Setting =
+            diesel::sql_query("SELECT current_setting('application_name') AS value")
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(name.value, "samokoder");
+        // The tables landed in the schema the URL's search_path names, not in `public`.
+        let schema: Setting = diesel::sql_query(
+            "SELECT table_schema::text AS value FROM information_schema.tables
+             WHERE table_name = 'jobs' AND table_schema = current_schema()",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        assert!(schema.value.starts_with("sk_diesel_"), "{}", schema.value);
     })
     .await;
 }

@@ -190,3 +190,32 @@ impl StoreAdmin for PgStore {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_server_is_unavailable_and_url_is_not_leaked() {
+        // Port 1 refuses connections on any sane host.
+        let options = StoreOptions::new("postgres://app:s3cret@127.0.0.1:1/db")
+            .acquire_timeout(Duration::from_millis(500));
+        let Err(error) = PgStore::open(&options).await else {
+            panic!("connected to port 1");
+        };
+        assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+        assert!(error.is_transient());
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn malformed_url_is_invalid_input() {
+        let options = StoreOptions::new("postgres://[::1");
+        assert!(matches!(
+            PgStore::open(&options).await,
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+}

@@ -294,3 +294,75 @@ impl StoreAdmin for SqliteStore {
         self.writer.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ScratchDatabase;
+
+    async fn pragma(pool: &SqlitePool, name: &str) -> String {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        // journal_mode answers text, the others integers.
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn file_database_uses_wal_foreign_keys_and_busy_timeout() {
+        let scratch = ScratchDatabase::sqlite().unwrap();
+        let store = SqliteStore::open(scratch.options()).await.unwrap();
+        for pool in [&store.writer, &store.reader] {
+            assert_eq!(pragma(pool, "journal_mode").await, "wal");
+            assert_eq!(pragma(pool, "foreign_keys").await, "1");
+            assert_eq!(pragma(pool, "busy_timeout").await, "5000");
+        }
+        assert!(!store.shared);
+        assert_eq!(
+            store.writer.options().get_max_connections(),
+            1,
+            "one writer"
+        );
+        store.close().await;
+        scratch.remove().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_database_is_one_connection_that_stays() {
+        let store = SqliteStore::open(&StoreOptions::new("sqlite::memory:"))
+            .await
+            .unwrap();
+        assert!(store.shared);
+        store.migrate().await.unwrap();
+        // Writes and reads must see the same database: with a second connection they would
+        // each get an empty one of their own.
+        sqlx::query("INSERT INTO blobs (hash, size, content, created_at) VALUES ('h', 0, x'', 0)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blobs")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(store.pool_stats().max_size, 1);
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_invalid_input() {
+        let options = StoreOptions::new("sqlite://no/such/dir/db.sqlite");
+        assert!(matches!(
+            SqliteStore::open(&options).await,
+            Err(StoreError::Unavailable { .. } | StoreError::Database { .. })
+        ));
+        let mut options = StoreOptions::new("sqlite://x.db?mode=nonsense");
+        options.create_if_missing = false;
+        assert!(matches!(
+            SqliteStore::open(&options).await,
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+}

@@ -163,3 +163,24 @@ impl TestBackend for Postgres {
         postgres_database(BackendKind::SqlxPostgres, self.name()).await
     }
 }
+
+/// PostgreSQL through diesel-async, one schema per database.
+pub struct DieselPostgres;
+
+#[async_trait]
+impl TestBackend for DieselPostgres {
+    fn name(&self) -> &'static str {
+        "diesel-postgres"
+    }
+
+    async fn create_database(&self) -> Option<ScratchDatabase> {
+        if !cfg!(feature = "diesel-postgres") {
+            eprintln!(
+                "SKIPPED: diesel-postgres conformance case not run: the `diesel-postgres` \
+                 feature is off"
+            );
+            return None;
+        }
+        postgres_database(BackendKind::DieselPostgres, self.name()).await
+    }
+}

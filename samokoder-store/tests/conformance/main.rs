@@ -13,6 +13,7 @@ mod fixtures;
 mod harness;
 
 mod content;
+mod engine;
 mod jobs;
 mod migrations;
 mod projects;
@@ -113,3 +114,7 @@ macro_rules! backend_suite {
 
 for_each_case!(backend_suite!(sqlite, crate::harness::Sqlite));
 for_each_case!(backend_suite!(postgres, crate::harness::Postgres));
+for_each_case!(backend_suite!(
+    diesel_postgres,
+    crate::harness::DieselPostgres
+));

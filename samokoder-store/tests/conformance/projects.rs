@@ -290,9 +290,17 @@ pub async fn counts_for_quotas(ctx: Ctx) {
     );
 }
 
-fn sealed(bytes: &[u8], key: &str) -> SealedSecret {
+/// A value shaped like `samokoder-auth`'s secret box output (`v1.<kid>.<base64url data>`),
+/// distinct per `label` and deterministic, so tests can compare what they stored.
+fn sealed(label: &[u8], key: &str) -> SealedSecret {
+    // Hex digits are base64url characters; a multiple of 4 of them, at least 40, decodes to
+    // the 30 or more bytes a nonce and a tag need.
+    let mut data = hex::encode(label);
+    while data.len() < 40 || data.len() % 4 != 0 {
+        data.push('A');
+    }
     SealedSecret {
-        ciphertext: bytes.to_vec(),
+        ciphertext: format!("v1.{key}.{data}").into_bytes(),
         key_id: key.into(),
     }
 }
@@ -333,7 +341,7 @@ pub async fn provider_keys(ctx: Ctx) {
     assert_eq!(replaced.created_at, first.created_at);
     assert!(replaced.updated_at > first.updated_at);
     assert_eq!(replaced.last_four, "wxyz");
-    assert_eq!(replaced.sealed.ciphertext, b"sealed-2");
+    assert_eq!(replaced.sealed, sealed(b"sealed-2", "k1"));
 
     let listed = store.keys.list_provider_keys(user.id).await.unwrap();
     let providers: Vec<_> = listed.iter().map(|k| k.provider.as_str()).collect();
@@ -382,6 +390,19 @@ pub async fn provider_keys(ctx: Ctx) {
     );
     let mut bad = provider_key(user.id, "x", b"");
     bad.sealed.ciphertext.clear();
+    assert_err!(
+        store.keys.put_provider_key(&bad).await,
+        StoreError::InvalidInput(_)
+    );
+    // Plaintext is refused, and so is a key id other than the one the value names.
+    let mut bad = provider_key(user.id, "x", b"");
+    bad.sealed.ciphertext = b"sk-live-plaintext-key".to_vec();
+    assert_err!(
+        store.keys.put_provider_key(&bad).await,
+        StoreError::InvalidInput(_)
+    );
+    let mut bad = provider_key(user.id, "x", b"s");
+    bad.sealed.key_id = "k2".into();
     assert_err!(
         store.keys.put_provider_key(&bad).await,
         StoreError::InvalidInput(_)
@@ -472,7 +493,7 @@ pub async fn reseal_is_compare_and_swap(ctx: Ctx) {
         .await
         .unwrap();
     let mut current = provider_key(user.id, "groq", b"new-groq");
-    current.sealed.key_id = "k2".into();
+    current.sealed = sealed(b"new-groq", "k2");
     store.keys.put_provider_key(&current).await.unwrap();
     store
         .keys
@@ -492,7 +513,10 @@ pub async fn reseal_is_compare_and_swap(ctx: Ctx) {
     assert_eq!(kinds, [SecretKind::ProviderKey, SecretKind::VcsToken]);
 
     for entry in &work {
-        let resealed = sealed(&[entry.sealed.ciphertext.as_slice(), b"+k2"].concat(), "k2");
+        let resealed = match entry.kind {
+            SecretKind::ProviderKey => sealed(b"old-openai+k2", "k2"),
+            SecretKind::VcsToken => sealed(b"old-gh+k2", "k2"),
+        };
         assert!(
             store
                 .keys

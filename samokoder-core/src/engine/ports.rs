@@ -1,0 +1,106 @@
+//! What the engine needs from the sandboxed runner and the starter templates, as two small
+//! traits. The engine depends on these, not on a particular runner, so an embedder can plug in
+//! a container runner and tests can plug in their own.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::OutputStream;
+
+/// What commands run in, as the prompts describe it (the sandbox's system, not the server's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    /// A description for prompts, e.g. `Linux x86_64 (bubblewrap sandbox), node 20, python 3.11`.
+    pub os: String,
+    /// Whether commands are confined (a jail); `false` means they run as plain processes.
+    pub confined: bool,
+    /// Why they are not confined, when they are not.
+    pub unconfined_reason: Option<String>,
+}
+
+/// What the runner's policy says about a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum CommandDecision {
+    /// Run it.
+    Allow,
+    /// Never run it.
+    Deny {
+        /// Why.
+        reason: String,
+    },
+    /// Run it only if a person approves.
+    AskHuman {
+        /// Why it needs approval.
+        reason: String,
+    },
+}
+
+/// How a command ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// Exit code; `None` when killed (timeout, signal).
+    pub exit_code: Option<i32>,
+    /// Standard output (possibly capped by the runner).
+    pub stdout: String,
+    /// Standard error (likewise).
+    pub stderr: String,
+    /// Killed for running past its time limit.
+    pub timed_out: bool,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// The runner failed to run a command at all (not: the command failed).
+#[derive(Debug, thiserror::Error)]
+#[error("runner: {0}")]
+pub struct RunnerError(pub String);
+
+/// Runs commands in a sandbox confined to a directory.
+#[async_trait]
+pub trait CommandRunner: Send + Sync {
+    /// What commands run in.
+    fn sandbox(&self) -> SandboxInfo;
+
+    /// The policy decision for `argv`.
+    fn decide(&self, argv: &[String]) -> CommandDecision;
+
+    /// Runs `argv` in `dir` (the materialised project) with a time limit, streaming output to
+    /// `output` as it comes. `approved` says a person approved a command the policy wanted
+    /// approved. Stops (killing the process group) when `cancel` fires.
+    async fn run(
+        &self,
+        dir: &Path,
+        argv: &[String],
+        timeout: Duration,
+        approved: bool,
+        output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, RunnerError>;
+}
+
+/// A starter template, as the architect sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    /// Name, e.g. `node-api`.
+    pub name: String,
+    /// What it is, in a sentence.
+    pub description: String,
+    /// Its technologies.
+    pub stack: Vec<String>,
+    /// The command that runs its tests (argv).
+    pub test_command: Vec<String>,
+}
+
+/// The starter templates.
+pub trait TemplateCatalog: Send + Sync {
+    /// Every template.
+    fn list(&self) -> Vec<TemplateInfo>;
+
+    /// The files of template `name` for a project called `project_name`: (path, content).
+    fn render(&self, name: &str, project_name: &str) -> Result<Vec<(String, Vec<u8>)>, String>;
+}

@@ -1,0 +1,382 @@
+//! The jail: bubblewrap detection and arguments, the scrubbed environment, and killing a
+//! command's whole process tree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::Network;
+use super::config::BwrapMode;
+
+/// Where the workspace appears inside the jail. A fixed path keeps host directory names (which
+/// may contain user or project ids) out of the command's view and its output.
+pub const JAIL_WORKSPACE: &str = "/workspace";
+/// `HOME` inside the jail (on the jail's private `/tmp`).
+pub const JAIL_HOME: &str = "/tmp/home";
+/// The unprivileged user and group id the command runs as inside the jail.
+pub const JAIL_UID: u32 = 1000;
+
+/// The minimal `PATH` every command gets.
+pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How a command was confined: reported in every outcome, so the engine can say so in the
+/// run's events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SandboxKind {
+    /// In a bubblewrap jail: own user, pid, ipc, uts and (unless `Network::Loopback`) network
+    /// namespaces, read-only system directories, only the workspace writable, no capabilities.
+    Bubblewrap,
+    /// Without a jail: scrubbed environment, own process group, resource limits, working
+    /// directory in the workspace — but the command can read what the server's user can and
+    /// use the network.
+    Unconfined {
+        /// Why there is no jail.
+        reason: String,
+    },
+}
+
+impl SandboxKind {
+    /// Whether the command ran in the jail.
+    pub fn is_confined(&self) -> bool {
+        matches!(self, SandboxKind::Bubblewrap)
+    }
+}
+
+/// bubblewrap found and proven to work here.
+#[derive(Debug, Clone)]
+pub(crate) struct Bwrap {
+    pub(crate) path: PathBuf,
+    /// `--disable-userns` (bubblewrap 0.8+): no nested user namespaces inside the jail.
+    pub(crate) disable_userns: bool,
+}
+
+fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// Finds `prlimit` where the jail can see it.
+pub(crate) fn find_prlimit(configured: Option<&Path>) -> Option<PathBuf> {
+    match configured {
+        Some(p) => p.is_file().then(|| p.to_path_buf()),
+        None => first_existing(&["/usr/bin/prlimit", "/bin/prlimit", "/usr/sbin/prlimit"]),
+    }
+}
+
+/// Probes bubblewrap once: runs `true` in exactly the jail commands get. Returns the working
+/// setup, or why there is none.
+pub(crate) fn detect_bwrap(mode: &BwrapMode, passwd_dir: &Path) -> Result<Bwrap, String> {
+    let configured = match mode {
+        BwrapMode::Disabled => return Err("bubblewrap is disabled by configuration".into()),
+        BwrapMode::Auto { path } | BwrapMode::Require { path } => path.clone(),
+    };
+    let path = match configured {
+        Some(p) if p.is_file() => p,
+        Some(p) => return Err(format!("bubblewrap not found at {}", p.display())),
+        None => first_existing(&["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"])
+            .ok_or_else(|| "bubblewrap (bwrap) is not installed".to_owned())?,
+    };
+    let probe_root =
+        tempfile::tempdir().map_err(|e| format!("cannot create a probe directory: {e}"))?;
+    let mut last_error = String::new();
+    // Newest hardening first; older bubblewrap versions lack --disable-userns.
+    for disable_userns in [true, false] {
+        let candidate = Bwrap {
+            path: path.clone(),
+            disable_userns,
+        };
+        let args = candidate.args(&JailSpec {
+            root: probe_root.path(),
+            cwd_inside: JAIL_WORKSPACE.into(),
+            network: Network::None,
+            passwd_dir,
+            extra_ro_binds: &[],
+        });
+        let output = std::process::Command::new(&path)
+            .args(&args)
+            .arg("--")
+            .arg("/bin/sh")
+            .arg("-c")
+            .arg("test -w /workspace && test ! -e /root")
+            .env_clear()
+            .env("PATH", SANDBOX_PATH)
+            .stdin(Stdio::null())
+            .output();
+        match output {
+            Ok(out) if out.status.success() => return Ok(candidate),
+            Ok(out) => {
+                last_error = format!(
+                    "bubblewrap at {} does not work here ({}): {}",
+                    path.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Err(e) => last_error = format!("cannot run bubblewrap at {}: {e}", path.display()),
+        }
+    }
+    Err(last_error)
+}
+
+/// What one jail needs.
+pub(crate) struct JailSpec<'a> {
+    /// The workspace directory on the host.
+    pub(crate) root: &'a Path,
+    /// Working directory inside the jail.
+    pub(crate) cwd_inside: String,
+    pub(crate) network: Network,
+    /// Holds the synthetic `passwd` and `group` files.
+    pub(crate) passwd_dir: &'a Path,
+    pub(crate) extra_ro_binds: &'a [PathBuf],
+}
+
+impl Bwrap {
+    /// The bubblewrap arguments up to (not including) `--`.
+    pub(crate) fn args(&self, jail: &JailSpec<'_>) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
+        // Namespaces: user, pid, ipc, uts, cgroup and network; the user namespace explicitly,
+        // since --unshare-all only tries it and we need it for --disable-userns and the uid map.
+        push(&["--unshare-all", "--unshare-user"]);
+        if jail.network == Network::Loopback {
+            push(&["--share-net"]);
+        }
+        if self.disable_userns {
+            push(&["--disable-userns"]);
+        }
+        push(&["--die-with-parent", "--new-session", "--cap-drop", "ALL"]);
+        let uid = JAIL_UID.to_string();
+        push(&["--uid", &uid, "--gid", &uid, "--hostname", "sandbox"]);
+        // System directories, read-only. Merged-/usr systems have /bin, /lib* as symlinks: the
+        // same symlinks are recreated inside.
+        push(&["--ro-bind", "/usr", "/usr"]);
+        for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            let p = Path::new(dir);
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(p) {
+                        push(&["--symlink", &target.to_string_lossy(), dir]);
+                    }
+                }
+                Ok(m) if m.is_dir() => push(&["--ro-bind", dir, dir]),
+                _ => {}
+            }
+        }
+        // A minimal /etc: the dynamic linker's cache, name resolution of `localhost`, time
+        // zone, TLS roots (for Network::Loopback), and alternatives symlinks. Not the host's
+        // passwd/group (a synthetic pair naming only the sandbox user), never shadow.
+        for file in [
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/alternatives",
+            "/etc/localtime",
+            "/etc/nsswitch.conf",
+            "/etc/hosts",
+            "/etc/ssl/certs",
+            "/etc/ca-certificates",
+        ] {
+            push(&["--ro-bind-try", file, file]);
+        }
+        let passwd = jail.passwd_dir.join("passwd");
+        let group = jail.passwd_dir.join("group");
+        push(&["--ro-bind", &passwd.to_string_lossy(), "/etc/passwd"]);
+        push(&["--ro-bind", &group.to_string_lossy(), "/etc/group"]);
+        for extra in jail.extra_ro_binds {
+            let s = extra.to_string_lossy();
+            push(&["--ro-bind-try", &s, &s]);
+        }
+        push(&[
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JAIL_HOME,
+        ]);
+        push(&["--bind", &jail.root.to_string_lossy(), JAIL_WORKSPACE]);
+        push(&["--chdir", &jail.cwd_inside]);
+        a
+    }
+}
+
+/// Writes the synthetic `/etc/passwd` and `/etc/group` naming the sandbox user, so tools that
+/// look the user up (`os.userInfo()`, `getpass`) work without the host's user list.
+pub(crate) fn write_passwd_files(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("passwd"),
+        format!(
+            "sandbox:x:{JAIL_UID}:{JAIL_UID}:sandbox:{JAIL_HOME}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        ),
+    )?;
+    std::fs::write(
+        dir.join("group"),
+        format!("sandbox:x:{JAIL_UID}:\nnogroup:x:65534:\n"),
+    )
+}
+
+/// The environment every command starts from: nothing of the server's, only these.
+pub(crate) fn base_env(home: &str, tmp: &str) -> BTreeMap<String, String> {
+    [
+        ("PATH", SANDBOX_PATH),
+        ("HOME", home),
+        ("TMPDIR", tmp),
+        ("LANG", "C.UTF-8"),
+        ("LC_ALL", "C.UTF-8"),
+        ("TERM", "dumb"),
+        ("CI", "1"),
+        ("NO_COLOR", "1"),
+        ("USER", "sandbox"),
+        ("LOGNAME", "sandbox"),
+        // Output arrives as it is written rather than at exit.
+        ("PYTHONUNBUFFERED", "1"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        // npm must not reach out for update checks, funding or audit on every run.
+        ("npm_config_update_notifier", "false"),
+        ("npm_config_fund", "false"),
+        ("npm_config_audit", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Kills a command's process group and, in case members left it (`setsid`), every process
+/// descended from its leader. Idempotent; a group already gone is not an error.
+///
+/// In the jail this is belt and braces — killing bubblewrap takes the whole pid namespace with
+/// it (`--die-with-parent`); unconfined it is what makes "no process survives" hold, except for
+/// a daemon that both left the group and was re-parented before we looked.
+pub(crate) fn kill_tree(leader: u32) {
+    use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+    let Some(pid) = Pid::from_raw(leader as i32) else {
+        return;
+    };
+    let signal_all = |pids: &[u32], signal: Signal| {
+        for p in pids.iter().filter_map(|&v| Pid::from_raw(v as i32)) {
+            let _ = kill_process(p, signal);
+        }
+    };
+    // Freeze first, then look: once a process is killed its children are re-parented to init
+    // and can no longer be found through it, and a running process can fork between our scan
+    // and our kill. Stopped processes do neither.
+    let _ = kill_process_group(pid, Signal::STOP);
+    let mut victims: Vec<u32> = Vec::new();
+    for _ in 0..3 {
+        let new: Vec<u32> = descendants(leader)
+            .into_iter()
+            .filter(|p| !victims.contains(p))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        signal_all(&new, Signal::STOP);
+        victims.extend(new);
+    }
+    let _ = kill_process_group(pid, Signal::KILL);
+    let _ = kill_process(pid, Signal::KILL);
+    signal_all(&victims, Signal::KILL);
+}
+
+/// Kills what remains of a process group whose leader was already reaped.
+pub(crate) fn kill_group(leader: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(leader as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Pids whose process group is `leader`'s or whose parent chain leads to `leader`, read from
+/// `/proc`.
+fn descendants(leader: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut procs: Vec<(u32, u32, u32)> = Vec::new(); // (pid, ppid, pgid)
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After ')': state, ppid, pgrp, ...
+        if let (Some(ppid), Some(pgid)) = (fields.get(1), fields.get(2))
+            && let (Ok(ppid), Ok(pgid)) = (ppid.parse(), pgid.parse())
+        {
+            procs.push((pid, ppid, pgid));
+        }
+    }
+    let mut found: Vec<u32> = procs
+        .iter()
+        .filter(|(pid, _, pgid)| *pgid == leader && *pid != leader)
+        .map(|p| p.0)
+        .collect();
+    let mut frontier = vec![leader];
+    while let Some(parent) = frontier.pop() {
+        for (pid, ppid, _) in &procs {
+            if *ppid == parent && !found.contains(pid) {
+                found.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bwrap_args_confine() {
+        let bw = Bwrap {
+            path: "/usr/bin/bwrap".into(),
+            disable_userns: true,
+        };
+        let passwd = Path::new("/run/x");
+        let jail = JailSpec {
+            root: Path::new("/data/ws/p1"),
+            cwd_inside: "/workspace/web".into(),
+            network: Network::None,
+            passwd_dir: passwd,
+            extra_ro_binds: &[],
+        };
+        let args = bw.args(&jail).join(" ");
+        for needle in [
+            "--unshare-all --unshare-user",
+            "--disable-userns",
+            "--die-with-parent --new-session --cap-drop ALL",
+            "--ro-bind /usr /usr",
+            "--bind /data/ws/p1 /workspace",
+            "--chdir /workspace/web",
+            "--tmpfs /tmp",
+            "--ro-bind /run/x/passwd /etc/passwd",
+        ] {
+            assert!(args.contains(needle), "missing {needle:?} in {args}");
+        }
+        assert!(!args.contains("--share-net"));
+        assert!(!args.contains("/etc/shadow"));
+        let loopback = JailSpec {
+            network: Network::Loopback,
+            ..jail
+        };
+        assert!(bw.args(&loopback).join(" ").contains("--share-net"));
+    }
+
+    #[test]
+    fn base_env_has_nothing_of_ours() {
+        let env = base_env("/tmp/home", "/tmp");
+        assert_eq!(env["TERM"], "dumb");
+        assert_eq!(env["CI"], "1");
+        assert!(
+            env.keys()
+                .all(|k| !k.contains("KEY") && !k.contains("DATABASE") && !k.contains("SECRET"))
+        );
+    }
+}

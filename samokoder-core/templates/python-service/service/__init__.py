@@ -1,0 +1,1 @@
+"""{{project_name}}: a JSON web service on Python's standard library."""

@@ -1,0 +1,98 @@
+//! Each starter template, rendered, materialised and run through the sandboxed runner: its own
+//! tests pass offline, and its start command serves on the port it is given.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use samokoder_core::runner::{BwrapMode, Runner, RunnerConfig, SandboxKind};
+use samokoder_core::templates::{self, TemplateVars};
+use samokoder_core::workspace::{MaterializeOptions, MemoryBlobs, ScanOptions, materialize, scan};
+
+fn jail() -> Runner {
+    Runner::new(RunnerConfig {
+        bwrap: BwrapMode::Require { path: None },
+        ..RunnerConfig::default()
+    })
+    .expect("bubblewrap must work on this machine (CI installs it)")
+}
+
+fn get(port: u16, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[tokio::test]
+async fn every_template_passes_its_own_tests_in_the_sandbox_and_serves() {
+    assert!(templates::list().len() >= 2);
+    let runner = jail();
+    for template in templates::list() {
+        let mut blobs = MemoryBlobs::new();
+        let snapshot = template
+            .render(&TemplateVars::new("Demo Project"), &mut blobs)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        materialize(
+            &snapshot,
+            &blobs,
+            dir.path(),
+            &MaterializeOptions::default(),
+        )
+        .unwrap();
+
+        let outcome = runner
+            .run(dir.path(), &template.test_spec(), None)
+            .await
+            .unwrap();
+        assert_eq!(outcome.sandbox, SandboxKind::Bubblewrap);
+        assert!(
+            outcome.success(),
+            "{}: tests failed\nstdout:\n{}\nstderr:\n{}",
+            template.id,
+            outcome.stdout.text,
+            outcome.stderr.text
+        );
+
+        // Running the tests leaves nothing new in the project (caches are ignored).
+        let after = scan(dir.path(), &ScanOptions::default(), &snapshot).unwrap();
+        assert_eq!(
+            after.snapshot, snapshot,
+            "{}: tests changed the project",
+            template.id
+        );
+
+        let service = runner
+            .start_service(dir.path(), &template.start_spec())
+            .await
+            .unwrap();
+        service
+            .wait_until_listening(Duration::from_secs(30))
+            .await
+            .unwrap();
+        let port = service.port();
+        let health = tokio::task::spawn_blocking(move || get(port, "/health"))
+            .await
+            .unwrap();
+        assert!(health.starts_with("HTTP/1."), "{}: {health}", template.id);
+        assert!(
+            health.contains("200") && health.contains("\"status\": \"ok\"")
+                || health.contains("{\"status\":\"ok\"}"),
+            "{}: {health}",
+            template.id
+        );
+        let lines = service.recent_output(20);
+        assert!(
+            lines.iter().any(|l| l.text.contains(&format!(
+                "Demo Project listening on http://127.0.0.1:{port}"
+            ))),
+            "{}: {lines:?}",
+            template.id
+        );
+        service.stop().await;
+    }
+}
