@@ -226,7 +226,10 @@ async fn login(
     let auth = state.auth();
     let account = account_key(&email);
     let client = client.to_string();
-    let decision = auth.lockout.check(&account, &client).await?;
+    // Attempts on one account take turns, so concurrent guesses cannot all pass the check
+    // before the first failure is recorded.
+    let attempt = auth.lockout.begin(&account, &client).await?;
+    let decision = attempt.decision();
     let user = state.store().users.find_by_email(&account).await?;
     if let LockoutDecision::Locked { .. } = decision {
         // The wall clock, not the issuer's (which has whole seconds, as tokens do).
@@ -248,7 +251,7 @@ async fn login(
     let user = match user {
         Some(user) if verification.is_valid() => user,
         other => {
-            auth.lockout.record_failure(&account, &client).await?;
+            attempt.failed().await?;
             m::record_auth_attempt(AuthOutcome::InvalidCredentials);
             AuditEvent::new(AuditAction::LoginFailed)
                 .subject(other.as_ref().map(|u| u.id))
@@ -271,7 +274,7 @@ async fn login(
             Err(error) => tracing::warn!(user_id = %user.id, %error, "could not rehash a password"),
         }
     }
-    auth.lockout.record_success(&account, &client).await?;
+    attempt.succeeded().await?;
     let pair = auth.refresh.login(user.id).await?;
     m::record_auth_attempt(AuthOutcome::Success);
     AuditEvent::new(AuditAction::Login)
@@ -511,7 +514,8 @@ async fn change_password(
     let user = &current.user;
     let account = account_key(&user.email);
     let client = client.to_string();
-    let decision = auth.lockout.check(&account, &client).await?;
+    let attempt = auth.lockout.begin(&account, &client).await?;
+    let decision = attempt.decision();
     if decision.is_locked() {
         m::record_auth_lockout();
         AuditEvent::new(AuditAction::Lockout)
@@ -527,7 +531,7 @@ async fn change_password(
         .verify(&request.current_password, &user.password_hash)
         .await?;
     if !verification.is_valid() {
-        auth.lockout.record_failure(&account, &client).await?;
+        attempt.failed().await?;
         AuditEvent::new(AuditAction::LoginFailed)
             .by(user.id)
             .client(&client)
@@ -550,6 +554,9 @@ async fn change_password(
             "The new password must differ from the current one.",
         ));
     }
+    // The current password was right: that forgives this client's failures, whatever becomes
+    // of the new one.
+    attempt.succeeded().await?;
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -559,7 +566,6 @@ async fn change_password(
         .users
         .set_password_hash(user.id, &hash)
         .await?;
-    auth.lockout.record_success(&account, &client).await?;
     auth.refresh.logout_all(user.id).await?;
     // Revocation marks have one-second resolution: a token issued in the same second as the
     // mark counts as issued before it. Wait for the next second so the new pair lives.

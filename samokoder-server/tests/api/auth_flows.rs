@@ -593,3 +593,27 @@ async fn me_refuses_missing_broken_and_foreign_tokens() {
     .ok(StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_outrun_the_lockout() {
+    let app = TestApp::spawn().await;
+    app.register("ivan@example.com").await;
+    let guesses = (0..12).map(|i| {
+        send(
+            app.request_from_ip(Method::POST, "/v1/auth/login", "198.51.100.77")
+                .json(&json!({"email": "ivan@example.com", "password": format!("Wrong-Password-{i}")})),
+        )
+    });
+    let replies = futures::future::join_all(guesses).await;
+    let checked = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::BAD_REQUEST)
+        .count();
+    let locked = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // Exactly the allowance was checked against the password; the rest were refused unread.
+    assert_eq!((checked, locked), (5, 7));
+    app.stop().await;
+}
