@@ -30,11 +30,14 @@ struct Cli {
 enum Command {
     /// Serve the API (the default). Stops gracefully on SIGINT or SIGTERM.
     Serve,
-    /// Apply pending database migrations (to SAMOKODER_DATABASE_URL, or the SQLite file in the
-    /// data directory) and exit. Safe to run again and from several machines at once.
+    /// Apply pending database migrations and exit.
+    ///
+    /// Migrates SAMOKODER_DATABASE_URL, or the SQLite file in the data directory. Safe to run
+    /// again and from several machines at once.
     Migrate,
-    /// Manage accounts: create users, change tiers, grant admin rights. Each change is written
-    /// to the audit log.
+    /// Manage accounts: create users, change tiers, grant admin rights.
+    ///
+    /// Each change is written to the audit log (client `cli`).
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -47,8 +50,10 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Create an account. The password is read from standard input (its first line), so it
-    /// never shows in the process list or the shell history:
+    /// Create an account (the password is read from standard input).
+    ///
+    /// The password is the first line of standard input, so it never shows in the process list
+    /// or the shell history:
     /// `printf '%s' "$PASSWORD" | samokoder-server admin create-user --email a@example.com`.
     /// The registration rules apply (e-mail syntax, password policy).
     CreateUser {
