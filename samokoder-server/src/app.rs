@@ -11,9 +11,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, DevSecretsOutcome};
-use crate::rate_limit::RedisError;
 use crate::routes::{self, Api};
-use crate::state::AppState;
+use crate::state::{AppState, StateError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +20,9 @@ pub enum StartupError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The Redis URL could not be used.
+    /// The state (database, keys, LLM settings, Redis URL) could not be built.
     #[error(transparent)]
-    Redis(#[from] RedisError),
+    State(#[from] StateError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {

@@ -112,3 +112,157 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         })
     }
 }
+
+/// The authenticated caller and their account, loaded from the store.
+///
+/// Rejections: 401 (no credential, an invalid, expired or revoked token, or a token of an
+/// account that no longer exists) with `WWW-Authenticate: Bearer`, 503 when the revocation
+/// check or the store cannot be reached. Every rejection has the standard error body.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The verified access token.
+    pub token: samokoder_auth::extract::AuthenticatedUser,
+    /// The account.
+    pub user: samokoder_store::User,
+}
+
+impl CurrentUser {
+    /// The user's id.
+    pub fn id(&self) -> uuid::Uuid {
+        self.user.id
+    }
+}
+
+/// An [`AuthRejection`](samokoder_auth::extract::AuthRejection) as the server's error body.
+fn auth_rejection(rejection: &samokoder_auth::extract::AuthRejection) -> ApiError {
+    let kind = rejection.kind();
+    let mut error = ApiError::new(kind.status(), kind.code(), kind.detail());
+    if let Some(challenge) = kind.challenge() {
+        error = error.with_header(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static(challenge),
+        );
+    }
+    error
+}
+
+impl FromRequestParts<crate::AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(current) = parts.extensions.get::<CurrentUser>() {
+            return Ok(current.clone());
+        }
+        let token = state
+            .auth()
+            .state
+            .authenticate(&parts.headers)
+            .await
+            .map_err(|rejection| auth_rejection(&rejection))?;
+        let user = match state.store().users.get(token.user_id).await {
+            Ok(user) => user,
+            // A valid token of a deleted account authenticates nobody.
+            Err(error) if error.is_not_found() => {
+                return Err(ApiError::unauthorized("Could not validate credentials")
+                    .with_code("invalid_token")
+                    .with_source(error));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let current = CurrentUser { token, user };
+        parts.extensions.insert(current.clone());
+        Ok(current)
+    }
+}
+
+/// The authenticated caller, who must be an administrator: 403 `admin_required` otherwise
+/// (the only 403 of the API: the caller is known and not allowed).
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub CurrentUser);
+
+impl FromRequestParts<crate::AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        if current.user.is_admin {
+            Ok(Self(current))
+        } else {
+            Err(ApiError::forbidden("Administrator privileges required")
+                .with_code("admin_required"))
+        }
+    }
+}
+
+/// A JSON body that may be absent: an empty body is `None`, anything else must be JSON of `T`
+/// (with the same rejections as [`Json`]). For endpoints whose browser clients send nothing
+/// and whose other clients send a body (refresh, logout).
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(Some(value)))
+    }
+}
+
+/// A body in either of two formats, chosen by `Content-Type`: JSON (`J`) or an
+/// `application/x-www-form-urlencoded` form (`F`). Anything else is 415.
+#[derive(Debug, Clone)]
+pub enum JsonOrForm<J, F> {
+    /// A JSON body.
+    Json(J),
+    /// A form body.
+    Form(F),
+}
+
+impl<J, F, S> FromRequest<S> for JsonOrForm<J, F>
+where
+    J: DeserializeOwned,
+    F: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|value| value.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if content_type == "application/x-www-form-urlencoded" {
+            let Form(form) = Form::<F>::from_request(req, state).await?;
+            Ok(Self::Form(form))
+        } else if content_type == "application/json" || content_type.ends_with("+json") {
+            let Json(json) = Json::<J>::from_request(req, state).await?;
+            Ok(Self::Json(json))
+        } else {
+            Err(ApiError::unsupported_media_type(
+                "application/json or application/x-www-form-urlencoded",
+            ))
+        }
+    }
+}

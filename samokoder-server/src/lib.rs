@@ -1,7 +1,18 @@
 //! # samokoder-server
 //!
 //! The reference server assembled from the Samokoder crates: configuration, the `/v1` HTTP
-//! API with its middleware, OpenAPI, metrics, and the `samokoder-server` binary.
+//! API with its middleware, OpenAPI, metrics, and the `samokoder-server` binary
+//! (`serve`, `migrate`, `admin`, `openapi`, `config`).
+//!
+//! ## Parts
+//!
+//! [`AppState`] holds the configuration and keys, the [`samokoder_store::Store`] (opened from
+//! `database_url` and migrated at start-up unless the embedder passes its own), the
+//! authentication services ([`security::AuthServices`]: token issuer, password hasher, refresh
+//! sessions, lockout, secret box, cookies), the LLM layer ([`LlmServices`]: provider registry
+//! and the model [`catalog`]), metrics, the rate limiter and the readiness checks. Routes live in
+//! `routes/<resource>.rs`; the plans and their quotas in [`quota`]; the audit log in [`audit`];
+//! account administration in [`admin`].
 //!
 //! ## Embedding
 //!
@@ -17,6 +28,8 @@
 //! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
 //! use samokoder_server::{AppState, Config, Secrets};
 //!
+//! // Opens (and migrates) the SQLite database in ./.samokoder; see `AppStateBuilder::store`
+//! // to pass a store of your own.
 //! let state = AppState::builder(Config::default(), Secrets::generate()).build().await?;
 //! let app = axum::Router::new().nest_service("/samokoder", samokoder_server::router(state));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -29,17 +42,24 @@
 //! a grace period, configuration validation and development-secret generation, and the
 //! global log subscriber ([`observability::logging::init`]).
 
+pub mod admin;
 pub mod app;
+pub mod audit;
+pub mod catalog;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod observability;
 pub mod openapi;
+pub mod quota;
 pub mod rate_limit;
 pub mod readiness;
 pub mod routes;
+pub mod security;
 pub mod state;
+pub mod validation;
 
 pub use app::{Application, RunningServer, StartupError};
 pub use config::{Config, ConfigError, Environment, Secrets};
@@ -47,7 +67,7 @@ pub use error::ApiError;
 pub use rate_limit::{RateLimitKey, RateLimitKeyResolver, RouteClass};
 pub use readiness::ReadinessCheck;
 pub use routes::Api;
-pub use state::{AppState, AppStateBuilder};
+pub use state::{AppState, AppStateBuilder, LlmServices, StateError};
 
 /// The server's version, as reported by `/health` and the OpenAPI document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

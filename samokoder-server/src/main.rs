@@ -1,12 +1,12 @@
-//! The `samokoder-server` binary: `serve` (the default), `openapi`, `config`.
-//!
-//! Each subcommand is one function below; `migrate` and `admin` join them with the store.
+//! The `samokoder-server` binary: `serve` (the default), `migrate`, `admin`, `openapi`,
+//! `config`. Each subcommand is one function below.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use samokoder_core::api::Tier;
 use samokoder_server::config::CONFIG_FILE_VAR;
 use samokoder_server::{Application, Config};
 
@@ -30,18 +30,227 @@ struct Cli {
 enum Command {
     /// Serve the API (the default). Stops gracefully on SIGINT or SIGTERM.
     Serve,
+    /// Apply pending database migrations and exit.
+    ///
+    /// Migrates SAMOKODER_DATABASE_URL, or the SQLite file in the data directory. Safe to run
+    /// again and from several machines at once.
+    Migrate,
+    /// Manage accounts: create users, change tiers, grant admin rights.
+    ///
+    /// Each change is written to the audit log (client `cli`).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print the OpenAPI document (JSON) to standard output.
     Openapi,
     /// Print the effective configuration (TOML, secrets redacted) and any problems with it.
     Config,
 }
 
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an account (the password is read from standard input).
+    ///
+    /// The password is the first line of standard input, so it never shows in the process list
+    /// or the shell history:
+    /// `printf '%s' "$PASSWORD" | samokoder-server admin create-user --email a@example.com`.
+    /// The registration rules apply (e-mail syntax, password policy).
+    CreateUser {
+        /// The e-mail address (normalised to lower case).
+        #[arg(long)]
+        email: String,
+        /// The tier: free, starter, pro or team.
+        #[arg(long, default_value = "free")]
+        tier: Tier,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Change the tier of an account.
+    SetTier {
+        /// The account's e-mail address.
+        email: String,
+        /// The new tier: free, starter, pro or team.
+        tier: Tier,
+    },
+    /// Grant admin rights to an account (or take them away with --revoke).
+    GrantAdmin {
+        /// The account's e-mail address.
+        email: String,
+        /// Remove the rights instead.
+        #[arg(long)]
+        revoke: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
+        Command::Migrate => migrate(cli.config),
+        Command::Admin { command } => admin(cli.config, command),
         Command::Openapi => print_openapi(),
         Command::Config => print_config(cli.config),
+    }
+}
+
+/// Loads and validates the configuration for a one-off command; `None` after reporting why not.
+fn command_config(config_file: Option<PathBuf>) -> Option<Config> {
+    let config = match Config::load_from(environment(config_file)) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("samokoder-server: {error}");
+            return None;
+        }
+    };
+    match config.validate() {
+        Ok(warnings) => {
+            for warning in warnings {
+                eprintln!("samokoder-server: warning: {warning}");
+            }
+            Some(config)
+        }
+        Err(error) => {
+            eprintln!("samokoder-server: {error}");
+            None
+        }
+    }
+}
+
+/// Runs `work` on a fresh runtime; `ExitCode::FAILURE` when the runtime cannot start.
+fn run_async(work: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(error) => {
+            eprintln!("samokoder-server: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(config_file: Option<PathBuf>) -> ExitCode {
+    let Some(config) = command_config(config_file) else {
+        return ExitCode::FAILURE;
+    };
+    run_async(async move {
+        let url = config.database_url();
+        let store = match samokoder_server::database::open_store(&config).await {
+            Ok(store) => store,
+            Err(error) => {
+                eprintln!("samokoder-server: cannot open the database {url}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let outcome = store.migrate().await;
+        store.close().await;
+        match outcome {
+            Ok(report) if report.applied.is_empty() => write_line(&format!(
+                "{url}: schema is current (version {})",
+                report.current_version
+            )),
+            Ok(report) => write_line(&format!(
+                "{url}: applied migrations {:?}; schema version {}",
+                report.applied, report.current_version
+            )),
+            Err(error) => {
+                eprintln!("samokoder-server: migrating {url} failed: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn admin(config_file: Option<PathBuf>, command: AdminCommand) -> ExitCode {
+    let Some(config) = command_config(config_file) else {
+        return ExitCode::FAILURE;
+    };
+    // Read the password before anything else, so a missing one fails fast.
+    let password = match &command {
+        AdminCommand::CreateUser { .. } => match read_password() {
+            Ok(password) => Some(password),
+            Err(message) => {
+                eprintln!("samokoder-server: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    run_async(async move {
+        let store = match samokoder_server::database::open_store(&config).await {
+            Ok(store) => store,
+            Err(error) => {
+                eprintln!(
+                    "samokoder-server: cannot open the database {}: {error}",
+                    config.database_url()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        if config.database.migrate_on_start
+            && let Err(error) = store.migrate().await
+        {
+            eprintln!("samokoder-server: migrating the database failed: {error}");
+            return ExitCode::FAILURE;
+        }
+        let outcome = match command {
+            AdminCommand::CreateUser { email, tier, admin } => {
+                match samokoder_server::security::password_hasher(&config) {
+                    Ok(hasher) => {
+                        let password = password.unwrap_or_default();
+                        samokoder_server::admin::create_user(
+                            &store, &hasher, &email, &password, tier, admin,
+                        )
+                        .await
+                        .map(|account| format!("created {account}"))
+                    }
+                    Err(error) => Err(samokoder_server::admin::AdminError::Hashing(error)),
+                }
+            }
+            AdminCommand::SetTier { email, tier } => {
+                samokoder_server::admin::set_tier(&store, &email, tier)
+                    .await
+                    .map(|account| format!("updated {account}"))
+            }
+            AdminCommand::GrantAdmin { email, revoke } => {
+                samokoder_server::admin::set_admin(&store, &email, !revoke)
+                    .await
+                    .map(|account| format!("updated {account}"))
+            }
+        };
+        store.close().await;
+        match outcome {
+            Ok(line) => write_line(&line),
+            Err(error) => {
+                eprintln!("samokoder-server: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| format!("cannot read the password from standard input: {error}"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(
+            "no password on standard input (pipe it in: printf '%s' \"$PASSWORD\" | samokoder-server admin create-user ...)"
+                .to_owned(),
+        );
+    }
+    Ok(password)
+}
+
+/// Writes one line to standard output.
+fn write_line(line: &str) -> ExitCode {
+    if write_stdout(&format!("{line}\n")) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -4,18 +4,26 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
+use samokoder_auth::AuthError;
+use samokoder_auth::extract::AuthState;
+use samokoder_core::llm::{LlmError, LlmRegistry};
+use samokoder_store::{Store, StoreError};
 
+use crate::catalog::Catalog;
 use crate::config::{Config, Secrets};
+use crate::database::{self, DatabaseCheck, PoolProbe, QueueCheck, QueueProbe};
 use crate::observability::metrics::{self, Metrics, ScrapeProbe};
 use crate::rate_limit::{RateLimitKeyResolver, RateLimiter, RedisError};
 use crate::readiness::{Readiness, ReadinessCheck, RedisCheck};
+use crate::security::{AuthServices, TokenKeyResolver};
 
-/// The shared state of the server: configuration, keys, metrics, rate limiter and readiness
-/// checks. Cheap to clone (one `Arc`).
+/// The shared state of the server: configuration, keys, the store, the authentication services,
+/// the LLM layer, metrics, rate limiter and readiness checks. Cheap to clone (one `Arc`).
 ///
-/// The auth, store and engine services join it in later steps, each as an `Arc<dyn Trait>`
-/// field with a builder method, so embedders can swap implementations.
+/// Embedders reach the parts through the accessors (their own routes can read the store, for
+/// instance) and replace them through [`AppStateBuilder`].
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -24,16 +32,42 @@ pub struct AppState {
 struct Inner {
     config: Config,
     secrets: Secrets,
+    store: Store,
+    auth: AuthServices,
+    llm: LlmServices,
     metrics: Metrics,
     rate_limiter: RateLimiter,
     readiness: Readiness,
     started_at: Instant,
 }
 
+/// The deployment's LLM providers and the catalogue `/v1/models` shows.
+#[derive(Clone)]
+pub struct LlmServices {
+    /// The providers and per-run route resolution.
+    pub registry: Arc<LlmRegistry>,
+    /// Providers, models, limits and prices.
+    pub catalog: Arc<Catalog>,
+    /// Hosts users' own base URLs may point at.
+    pub allowed_base_url_hosts: Arc<Vec<String>>,
+}
+
+impl fmt::Debug for LlmServices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmServices")
+            .field("registry", &self.registry)
+            .field("allowed_base_url_hosts", &self.allowed_base_url_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppState")
             .field("config", &self.inner.config)
+            .field("store", &self.inner.store)
+            .field("auth", &self.inner.auth)
+            .field("llm", &self.inner.llm)
             .field("metrics", &self.inner.metrics)
             .field("rate_limiter", &self.inner.rate_limiter)
             .field("readiness", &self.inner.readiness)
@@ -48,6 +82,7 @@ impl AppState {
         AppStateBuilder {
             config,
             secrets,
+            store: None,
             checks: Vec::new(),
             probes: Vec::new(),
             resolver: None,
@@ -63,6 +98,21 @@ impl AppState {
     /// The signing and encryption keys.
     pub fn secrets(&self) -> &Secrets {
         &self.inner.secrets
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The authentication services.
+    pub fn auth(&self) -> &AuthServices {
+        &self.inner.auth
+    }
+
+    /// The LLM layer.
+    pub fn llm(&self) -> &LlmServices {
+        &self.inner.llm
     }
 
     /// Metrics rendering.
@@ -86,11 +136,35 @@ impl AppState {
     }
 }
 
-/// Assembles an [`AppState`]; the place where later steps and embedders plug in their parts.
+impl FromRef<AppState> for AuthState {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.auth.state.clone()
+    }
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The Redis URL could not be used.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The authentication settings or keys are unusable.
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    /// The `llm` settings are unusable.
+    #[error("llm: {0}")]
+    Llm(#[from] LlmError),
+}
+
+/// Assembles an [`AppState`]; the place where embedders plug in their parts.
 #[must_use]
 pub struct AppStateBuilder {
     config: Config,
     secrets: Secrets,
+    store: Option<Store>,
     checks: Vec<Arc<dyn ReadinessCheck>>,
     probes: Vec<Arc<dyn ScrapeProbe>>,
     resolver: Option<Arc<dyn RateLimitKeyResolver>>,
@@ -98,20 +172,28 @@ pub struct AppStateBuilder {
 }
 
 impl AppStateBuilder {
-    /// Adds a dependency check to `/health/ready` (database, queue, ...).
+    /// Uses `store` (already migrated, or migrated by the caller) instead of opening the one
+    /// the configuration names. Embedders can pass a store whose repositories they replaced.
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Adds a dependency check to `/health/ready` (besides the database and queue checks the
+    /// server registers itself).
     pub fn readiness_check(mut self, check: impl ReadinessCheck) -> Self {
         self.checks.push(Arc::new(check));
         self
     }
 
-    /// Adds a probe that records gauges when `/metrics` is scraped (pool usage, queue depth).
+    /// Adds a probe that records gauges when `/metrics` is scraped.
     pub fn scrape_probe(mut self, probe: impl ScrapeProbe) -> Self {
         self.probes.push(Arc::new(probe));
         self
     }
 
-    /// Sets how authenticated requests are keyed for rate limiting (the auth step's verified
-    /// token → user id).
+    /// Replaces how authenticated requests are keyed for rate limiting (by default, the user of
+    /// a verified access token).
     pub fn rate_limit_key_resolver(mut self, resolver: impl RateLimitKeyResolver) -> Self {
         self.resolver = Some(Arc::new(resolver));
         self
@@ -124,36 +206,75 @@ impl AppStateBuilder {
         self
     }
 
-    /// Builds the state. Needs a Tokio runtime (the lazy Redis connection and the metrics upkeep
-    /// run on it); connects to nothing yet, so a dependency that is down does not stop start-up
-    /// (readiness reports it instead).
-    pub async fn build(self) -> Result<AppState, RedisError> {
+    /// Builds the state. Needs a Tokio runtime.
+    ///
+    /// Without [`AppStateBuilder::store`], opens the database the configuration names and, when
+    /// `database.migrate_on_start` is on (the default), applies pending migrations: a database
+    /// that cannot be opened is a start-up error. Redis is connected lazily, so a Redis that is
+    /// down does not stop start-up (readiness reports it instead).
+    pub async fn build(self) -> Result<AppState, StateError> {
         let config = self.config;
+        let store = match self.store {
+            Some(store) => store,
+            None => {
+                let store = database::open_store(&config).await?;
+                if config.database.migrate_on_start {
+                    database::migrate(&store).await?;
+                }
+                store
+            }
+        };
+        let auth = AuthServices::new(&config, &self.secrets, &store).await?;
+        let llm_config = config.llm.0.clone();
+        let allowed_base_url_hosts = Arc::new(llm_config.allowed_base_url_hosts.clone());
+        let registry = LlmRegistry::new(llm_config.clone())?;
+        let catalog = Arc::new(Catalog::new(&llm_config, &registry.prices()));
+        let llm = LlmServices {
+            registry: Arc::new(registry),
+            catalog,
+            allowed_base_url_hosts,
+        };
+
         let prometheus = self.prometheus.or_else(metrics::install_prometheus);
         if let Some(handle) = &prometheus {
             metrics::spawn_upkeep(handle);
         }
-        let rate_limiter =
-            RateLimiter::new(&config.rate_limit, config.redis_url.as_ref(), self.resolver)?;
-        let mut checks = self.checks;
+        let resolver = self
+            .resolver
+            .unwrap_or_else(|| Arc::new(TokenKeyResolver::new(auth.issuer.clone())));
+        let rate_limiter = RateLimiter::new(
+            &config.rate_limit,
+            config.redis_url.as_ref(),
+            Some(resolver),
+        )?;
+        let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
+            Arc::new(DatabaseCheck(store.clone())),
+            Arc::new(QueueCheck(store.clone())),
+        ];
         if let Some(redis) = rate_limiter.redis() {
-            checks.insert(
-                0,
-                Arc::new(RedisCheck {
-                    connection: redis.connection(),
-                }),
-            );
+            checks.push(Arc::new(RedisCheck {
+                connection: redis.connection(),
+            }));
         }
+        checks.extend(self.checks);
         let readiness = Readiness::new(
             checks,
             Duration::from_millis(config.health.check_timeout_ms),
         );
+        let mut probes: Vec<Arc<dyn ScrapeProbe>> = vec![
+            Arc::new(PoolProbe(store.clone())),
+            Arc::new(QueueProbe(store.clone())),
+        ];
+        probes.extend(self.probes);
         Ok(AppState {
             inner: Arc::new(Inner {
-                metrics: Metrics::new(prometheus, self.probes),
+                metrics: Metrics::new(prometheus, probes),
                 rate_limiter,
                 readiness,
                 secrets: self.secrets,
+                store,
+                auth,
+                llm,
                 config,
                 started_at: Instant::now(),
             }),

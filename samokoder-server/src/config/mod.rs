@@ -18,6 +18,7 @@
 
 mod env;
 mod secrets;
+mod sections;
 mod serde_util;
 mod url;
 mod validate;
@@ -34,6 +35,10 @@ use serde::{Deserialize, Serialize};
 
 pub use self::env::ENV_PREFIX;
 pub use self::secrets::{DevSecretsOutcome, KeyedSecret, Secrets};
+pub use self::sections::{
+    AuthConfig, CookieSettings, DatabaseConfig, LlmSettings, LockoutConfig, PasswordHashConfig,
+    StoreBackend,
+};
 pub use self::url::ConnectionUrl;
 pub use self::validate::{Problem, Warning};
 
@@ -93,6 +98,8 @@ pub struct Config {
     /// [`Config::database_url`]. Only ever read from configuration, never from a request.
     /// Env: `SAMOKODER_DATABASE_URL`.
     pub database_url: Option<ConnectionUrl>,
+    /// The database pool and migrations.
+    pub database: DatabaseConfig,
     /// Redis, for rate limits shared between processes. Unset means in-memory limits.
     /// Env: `SAMOKODER_REDIS_URL`.
     pub redis_url: Option<ConnectionUrl>,
@@ -112,6 +119,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The readiness endpoint.
     pub health: HealthConfig,
+    /// Sessions, password hashing, lockout and cookies.
+    pub auth: AuthConfig,
+    /// The LLM providers, routes and prices (`SAMOKODER_LLM__<PROVIDER>__API_KEY`, ...).
+    pub llm: LlmSettings,
 }
 
 impl Default for Config {
@@ -121,6 +132,7 @@ impl Default for Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8000)),
             data_dir: PathBuf::from("./.samokoder"),
             database_url: None,
+            database: DatabaseConfig::default(),
             redis_url: None,
             log: LogConfig::default(),
             secrets: SecretsConfig::default(),
@@ -129,6 +141,8 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
+            auth: AuthConfig::default(),
+            llm: LlmSettings::default(),
         }
     }
 }

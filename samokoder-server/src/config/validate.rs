@@ -91,6 +91,7 @@ pub(super) fn validate(config: &Config) -> Result<Vec<Warning>, ConfigError> {
     check_cors(config, &mut problems, &mut warnings);
     check_limits(config, &mut problems);
     check_redis(config, &mut problems);
+    check_auth(config, &mut problems, &mut warnings);
 
     let secrets = &config.secrets;
     for (setting, keys) in [
@@ -209,16 +210,17 @@ fn distinct<'a, T: Eq + std::hash::Hash + Copy + 'a>(items: impl IntoIterator<It
 fn check_key_ids(setting: &str, keys: &[KeyedSecret], problems: &mut Vec<Problem>) {
     let mut seen = HashSet::new();
     for key in keys {
+        // The rule of samokoder-auth's keyrings, which put the id in every token and ciphertext.
         let valid = !key.kid.is_empty()
-            && key.kid.len() <= 64
+            && key.kid.len() <= 32
             && key
                 .kid
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
         if !valid {
             problems.push(Problem::new(
                 setting,
-                "a key id must be 1-64 characters of letters, digits, '.', '_' or '-'",
+                "a key id must be 1-32 characters of letters, digits, '_' or '-'",
             ));
         } else if !seen.insert(key.kid.as_str()) {
             problems.push(Problem::new(
@@ -303,6 +305,58 @@ fn check_limits(config: &Config, problems: &mut Vec<Problem>) {
         if value == 0 {
             problems.push(Problem::new(setting, "must be at least 1"));
         }
+    }
+}
+
+fn check_auth(config: &Config, problems: &mut Vec<Problem>, warnings: &mut Vec<Warning>) {
+    let auth = &config.auth;
+    if auth.access_ttl_secs < 60 {
+        problems.push(Problem::new(
+            "auth.access_ttl_secs",
+            "must be at least 60 seconds",
+        ));
+    }
+    if auth.refresh_ttl_secs <= auth.access_ttl_secs {
+        problems.push(Problem::new(
+            "auth.refresh_ttl_secs",
+            "must be longer than auth.access_ttl_secs",
+        ));
+    }
+    let params = auth.password_hash.params();
+    if let Err(error) = params.validate() {
+        // Test suites hash thousands of passwords; only they may trade strength for speed (as
+        // long as argon2 itself accepts the parameters).
+        let weak_but_usable = config.env == super::Environment::Test
+            && samokoder_auth::hashing::PasswordHasher::dangerous_with_weak_params(params).is_ok();
+        if weak_but_usable {
+            warnings.push(Problem::new(
+                "auth.password_hash",
+                "below the OWASP minimum (accepted because env = test)",
+            ));
+        } else {
+            problems.push(Problem::new("auth.password_hash", error.to_string()));
+        }
+    }
+    if let Err(error) = auth.lockout.policy().validate() {
+        problems.push(Problem::new("auth.lockout", error.to_string()));
+    }
+    if config.database.max_connections == 0 {
+        problems.push(Problem::new(
+            "database.max_connections",
+            "must be at least 1",
+        ));
+    }
+    if config.database.acquire_timeout_ms == 0 {
+        problems.push(Problem::new(
+            "database.acquire_timeout_ms",
+            "must be at least 1",
+        ));
+    }
+    if config.env.is_production() && auth.cookies.secure == Some(false) {
+        warnings.push(Problem::new(
+            "auth.cookies.secure",
+            "session cookies without Secure in production can leak over plain HTTP",
+        ));
     }
 }
 

@@ -4,6 +4,7 @@
 //! failures). `detail` is safe to show to anyone: internal causes go into the log through
 //! [`ApiError::with_source`] and never into the response.
 
+mod domain;
 mod rejection;
 
 use std::borrow::Cow;
@@ -35,6 +36,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// assert_eq!(err.code(), "not_found");
 /// ```
 pub struct ApiError {
+    /// Boxed so `Result<T, ApiError>` stays small on the success path.
+    inner: Box<Inner>,
+}
+
+struct Inner {
     status: StatusCode,
     code: Cow<'static, str>,
     detail: Cow<'static, str>,
@@ -51,12 +57,14 @@ impl ApiError {
         detail: impl Into<Cow<'static, str>>,
     ) -> Self {
         Self {
-            status,
-            code: code.into(),
-            detail: detail.into(),
-            errors: Vec::new(),
-            headers: HeaderMap::new(),
-            source: None,
+            inner: Box::new(Inner {
+                status,
+                code: code.into(),
+                detail: detail.into(),
+                errors: Vec::new(),
+                headers: HeaderMap::new(),
+                source: None,
+            }),
         }
     }
 
@@ -126,7 +134,7 @@ impl ApiError {
             "validation_error",
             "Validation error",
         );
-        err.errors = errors;
+        err.inner.errors = errors;
         err
     }
 
@@ -168,49 +176,63 @@ impl ApiError {
     /// Adds a response header (`Retry-After`, `WWW-Authenticate`, ...).
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.inner.headers.insert(name, value);
+        self
+    }
+
+    /// Replaces the stable code (keeping status, detail and headers).
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.inner.code = code.into();
+        self
+    }
+
+    /// Adds field errors (the `errors` array of the body).
+    #[must_use]
+    pub fn with_field_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.inner.errors = errors;
         self
     }
 
     /// Keeps the internal cause for the log line. Never part of the response.
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.inner.source = Some(source.into());
         self
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.inner.status
     }
 
     /// The stable machine-readable code.
     pub fn code(&self) -> &str {
-        &self.code
+        &self.inner.code
     }
 
     /// The message sent to the client.
     pub fn detail(&self) -> &str {
-        &self.detail
+        &self.inner.detail
     }
 
     /// The field errors of a validation failure.
     pub fn field_errors(&self) -> &[FieldError] {
-        &self.errors
+        &self.inner.errors
     }
 
     /// The response headers this error adds.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.inner.headers
     }
 
     /// The body this error is sent as, stamped with the current request's id.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            detail: self.detail.clone().into_owned(),
-            code: self.code.clone().into_owned(),
+            detail: self.inner.detail.clone().into_owned(),
+            code: self.inner.code.clone().into_owned(),
             request_id: request_id::current().map(|id| id.as_str().to_owned()),
-            errors: self.errors.clone(),
+            errors: self.inner.errors.clone(),
         }
     }
 }
@@ -218,24 +240,31 @@ impl ApiError {
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiError")
-            .field("status", &self.status.as_u16())
-            .field("code", &self.code)
-            .field("detail", &self.detail)
-            .field("errors", &self.errors)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("status", &self.inner.status.as_u16())
+            .field("code", &self.inner.code)
+            .field("detail", &self.inner.detail)
+            .field("errors", &self.inner.errors)
+            .field("source", &self.inner.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.inner.status.as_u16(),
+            self.inner.code,
+            self.inner.detail
+        )
     }
 }
 
 impl std::error::Error for ApiError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
@@ -255,25 +284,25 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let cause = self.source.as_deref().map(|s| chain(s));
-        if self.status.is_server_error() {
+        let cause = self.inner.source.as_deref().map(|s| chain(s));
+        if self.inner.status.is_server_error() {
             tracing::error!(
-                status = self.status.as_u16(),
-                code = %self.code,
+                status = self.inner.status.as_u16(),
+                code = %self.inner.code,
                 cause = cause.as_deref().unwrap_or("-"),
                 "request failed"
             );
         } else {
             tracing::debug!(
-                status = self.status.as_u16(),
-                code = %self.code,
+                status = self.inner.status.as_u16(),
+                code = %self.inner.code,
                 cause = cause.as_deref().unwrap_or("-"),
                 "request refused"
             );
         }
         let body = self.body();
-        let mut response = (self.status, Json(body)).into_response();
-        response.headers_mut().extend(self.headers);
+        let mut response = (self.inner.status, Json(body)).into_response();
+        response.headers_mut().extend(self.inner.headers);
         response
     }
 }

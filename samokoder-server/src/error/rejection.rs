@@ -278,6 +278,12 @@ fn expected_type_code(expected_type: &str) -> (&'static str, &'static str) {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        bytes_rejection(rejection)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,9 +11,18 @@
 //! Registration and documentation are the same call, so a route cannot be served undocumented
 //! (or documented unserved). The class gives it its rate limit, body limit and time limit.
 
+mod admin;
+mod analytics;
+mod auth;
 mod docs;
 mod health;
+mod keys;
 mod metrics;
+mod models;
+mod notifications;
+mod projects;
+mod usage;
+mod user;
 
 use axum::Router;
 use utoipa::openapi::OpenApi as Document;
@@ -48,10 +57,19 @@ impl Api {
         Self { groups: Vec::new() }
     }
 
-    /// The reference server's resources. (The auth, project, key and run resources are
-    /// registered here as they land.)
+    /// The reference server's resources. (Generation runs join them later.)
     pub fn standard() -> Self {
         Self::empty()
+            .routes(RouteClass::Auth, auth::strict_router())
+            .routes(RouteClass::General, auth::router())
+            .routes(RouteClass::General, projects::router())
+            .routes(RouteClass::General, keys::router())
+            .routes(RouteClass::General, models::router())
+            .routes(RouteClass::General, usage::router())
+            .routes(RouteClass::General, user::router())
+            .routes(RouteClass::General, notifications::router())
+            .routes(RouteClass::General, analytics::router())
+            .routes(RouteClass::General, admin::router())
     }
 
     /// Adds routes (relative to `/v1`) under `class`.

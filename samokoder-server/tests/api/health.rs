@@ -38,19 +38,23 @@ impl ReadinessCheck for Check {
     }
 }
 
-async fn router_with(checks: Vec<Check>) -> axum::Router {
-    let (_dir, mut config) = helpers::config();
+/// The router and the data directory its database lives in (keep it alive while testing).
+async fn router_with(checks: Vec<Check>) -> (tempfile::TempDir, axum::Router) {
+    let (dir, mut config) = helpers::config();
     config.health.check_timeout_ms = 200;
     let mut builder = AppState::builder(config, Secrets::generate());
     for check in checks {
         builder = builder.readiness_check(check);
     }
-    samokoder_server::router(builder.build().await.unwrap())
+    (
+        dir,
+        samokoder_server::router(builder.build().await.unwrap()),
+    )
 }
 
 #[tokio::test]
 async fn liveness_reports_the_version() {
-    let router = router_with(Vec::new()).await;
+    let (_dir, router) = router_with(Vec::new()).await;
     let answer = helpers::get_path(&router, "/health").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
@@ -61,37 +65,40 @@ async fn liveness_reports_the_version() {
 
 #[tokio::test]
 async fn readiness_passes_when_every_check_passes() {
-    let router = router_with(vec![
+    let (_dir, router) = router_with(vec![
         Check {
-            name: "database",
+            name: "search",
             outcome: Outcome::Pass,
         },
         Check {
-            name: "queue",
+            name: "mailer",
             outcome: Outcome::Pass,
         },
     ])
     .await;
     let answer = helpers::get_path(&router, "/health/ready").await;
     assert_eq!(answer.status, StatusCode::OK);
+    // The server's own checks of its database and job queue come first.
     assert_eq!(
         answer.json(),
         serde_json::json!({"status": "ok", "checks": [
             {"name": "database", "status": "ok"},
             {"name": "queue", "status": "ok"},
+            {"name": "search", "status": "ok"},
+            {"name": "mailer", "status": "ok"},
         ]})
     );
 }
 
 #[tokio::test]
 async fn readiness_names_failed_and_hanging_checks_without_details() {
-    let router = router_with(vec![
+    let (_dir, router) = router_with(vec![
         Check {
-            name: "database",
+            name: "search",
             outcome: Outcome::Fail,
         },
         Check {
-            name: "queue",
+            name: "mailer",
             outcome: Outcome::Hang,
         },
         Check {
@@ -110,8 +117,10 @@ async fn readiness_names_failed_and_hanging_checks_without_details() {
     assert_eq!(
         answer.json(),
         serde_json::json!({"status": "unavailable", "checks": [
-            {"name": "database", "status": "unavailable"},
-            {"name": "queue", "status": "unavailable"},
+            {"name": "database", "status": "ok"},
+            {"name": "queue", "status": "ok"},
+            {"name": "search", "status": "unavailable"},
+            {"name": "mailer", "status": "unavailable"},
             {"name": "cache", "status": "ok"},
         ]})
     );

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use http::{HeaderMap, Request, StatusCode};
-use samokoder_server::config::{Config, Environment};
+use samokoder_server::config::{Config, Environment, PasswordHashConfig};
 use samokoder_server::extract::{ClientIp, Form, Json, Path, Query};
 use samokoder_server::{Api, AppState, Application, RouteClass, RunningServer, Secrets};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,8 @@ pub fn config() -> (TempDir, Config) {
     config.cors.allowed_origins = Some(vec![ALLOWED_ORIGIN.to_owned()]);
     config.rate_limit.auth_per_minute = 10_000;
     config.rate_limit.general_per_minute = 10_000;
+    // Tests hash many passwords; tiny argon2 parameters keep them fast (env = test only).
+    config.auth.password_hash = PasswordHashConfig::fast_for_tests();
     (dir, config)
 }
 

@@ -97,3 +97,34 @@ async fn exposes_registered_counters_and_process_metrics() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_store_feeds_pool_and_queue_gauges() {
+    let (_dir, config) = helpers::config();
+    let state = AppState::builder(config, Secrets::generate())
+        .build()
+        .await
+        .unwrap();
+    state
+        .store()
+        .jobs
+        .enqueue(&samokoder_store::NewJob::new(
+            "test_job",
+            serde_json::json!({}),
+        ))
+        .await
+        .unwrap();
+    let router = samokoder_server::router(state);
+    let text = helpers::get_path(&router, "/metrics").await.text();
+    assert!(
+        helpers::metric_value(&text, r#"db_pool_connections{pool="main"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"db_pool_connections_in_use{pool="main"}"#),
+        "{text}"
+    );
+    // Every test's server reports into the one process-wide registry, so only the series'
+    // presence is certain here (its value is whichever server was scraped last).
+    assert!(text.contains(r#"job_queue_depth{queue="jobs"}"#), "{text}");
+}

@@ -93,3 +93,127 @@ async fn served_document_and_docs_page_work_offline() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Every /v1 operation is documented: summary, description, responses with descriptions, the
+/// security it needs and the errors it can give.
+#[test]
+fn every_operation_is_fully_documented() {
+    let doc = serde_json::to_value(samokoder_server::openapi()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths.iter().filter(|(path, _)| path.starts_with("/v1")) {
+        for (method, operation) in item.as_object().unwrap() {
+            if !["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            let name = format!("{} {path}", method.to_uppercase());
+            for field in ["summary", "description", "operationId"] {
+                assert!(
+                    operation[field].as_str().is_some_and(|s| !s.is_empty()),
+                    "{name}: no {field}"
+                );
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{name}: no success"
+            );
+            for status in ["429", "500", "503"] {
+                assert!(responses.contains_key(status), "{name}: no {status}");
+            }
+            for (status, response) in responses {
+                if response.get("$ref").is_none() {
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{name} {status}: no description"
+                    );
+                }
+            }
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            if secured {
+                assert!(
+                    responses.contains_key("401"),
+                    "{name}: secured without a 401"
+                );
+                let schemes: Vec<&str> = operation["security"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|s| s.as_object().unwrap().keys().map(String::as_str))
+                    .collect();
+                assert_eq!(schemes, ["bearer", "cookie"], "{name}");
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(
+                    responses.contains_key("422"),
+                    "{name}: a body without a 422"
+                );
+            }
+        }
+    }
+    // Spot checks of the contract.
+    for (method, path) in [
+        ("post", "/v1/auth/register"),
+        ("post", "/v1/auth/login"),
+        ("post", "/v1/auth/refresh"),
+        ("post", "/v1/auth/logout"),
+        ("post", "/v1/auth/logout-all"),
+        ("get", "/v1/auth/me"),
+        ("post", "/v1/auth/change-password"),
+        ("post", "/v1/projects"),
+        ("get", "/v1/projects"),
+        ("get", "/v1/projects/{project_id}"),
+        ("put", "/v1/projects/{project_id}"),
+        ("patch", "/v1/projects/{project_id}"),
+        ("delete", "/v1/projects/{project_id}"),
+        ("post", "/v1/projects/{project_id}/archive"),
+        ("post", "/v1/projects/{project_id}/unarchive"),
+        ("post", "/v1/keys"),
+        ("get", "/v1/keys"),
+        ("delete", "/v1/keys/{provider}"),
+        ("put", "/v1/keys/{provider}/settings"),
+        ("get", "/v1/keys/{provider}/usage"),
+        ("get", "/v1/keys/usage"),
+        ("get", "/v1/models"),
+        ("get", "/v1/models/{provider}"),
+        ("get", "/v1/usage/token"),
+        ("get", "/v1/usage/token/provider/{provider}"),
+        ("get", "/v1/usage/token/provider/{provider}/model/{model}"),
+        ("get", "/v1/usage/token/summary"),
+        ("get", "/v1/usage/token/periods"),
+        ("get", "/v1/user/profile"),
+        ("get", "/v1/user/tier"),
+        ("post", "/v1/user/github-token"),
+        ("post", "/v1/user/gitverse-token"),
+        ("get", "/v1/notifications"),
+        ("post", "/v1/notifications/{notification_id}/read"),
+        ("post", "/v1/notifications/read-all"),
+        ("delete", "/v1/notifications/{notification_id}"),
+        ("post", "/v1/notifications/test"),
+        ("post", "/v1/analytics/record"),
+        ("get", "/v1/analytics/user"),
+        ("get", "/v1/analytics/user/actions"),
+        ("get", "/v1/analytics/system"),
+        ("get", "/v1/analytics/export"),
+        ("put", "/v1/admin/users/{user_id}/tier"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
+    }
+    assert_eq!(operations, 43);
+    let projects = &doc["paths"]["/v1/projects"]["post"]["responses"];
+    assert!(projects["402"].is_object(), "quota documented");
+    let system = &doc["paths"]["/v1/analytics/system"]["get"]["responses"];
+    assert!(system["403"].is_object(), "admin_required documented");
+    assert!(
+        doc["paths"]["/v1/models"]["get"]["security"].is_null(),
+        "public"
+    );
+}

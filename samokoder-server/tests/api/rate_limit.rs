@@ -290,8 +290,9 @@ async fn redis_limits_are_shared_between_processes() {
     // Readiness checks Redis.
     let ready = helpers::get_path(&first, "/health/ready").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+    // After the server's own database and queue checks.
     assert_eq!(
-        ready.json()["checks"][0],
+        ready.json()["checks"][2],
         serde_json::json!({"name": "redis", "status": "ok"})
     );
 }
@@ -332,7 +333,11 @@ async fn unreachable_redis_falls_back_to_memory_and_counts_it() {
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         ready.json(),
-        serde_json::json!({"status": "unavailable", "checks": [{"name": "redis", "status": "unavailable"}]})
+        serde_json::json!({"status": "unavailable", "checks": [
+            {"name": "database", "status": "ok"},
+            {"name": "queue", "status": "ok"},
+            {"name": "redis", "status": "unavailable"},
+        ]})
     );
     assert!(!ready.text().to_lowercase().contains("refused"));
 }

@@ -133,6 +133,8 @@ async fn on_timeouts() {
 async fn hsts_in_production_only() {
     let (_dir, mut config) = helpers::config();
     config.env = samokoder_server::Environment::Production;
+    // Production refuses the tests' weak password hashing.
+    config.auth.password_hash = samokoder_server::config::PasswordHashConfig::default();
     let router = helpers::router(config).await;
     let ok = helpers::get_path(&router, "/health").await;
     assert_eq!(
