@@ -134,3 +134,30 @@ mod tests {
         assert!(!dir.exists());
     }
 }
+
+/// The environment variable naming the PostgreSQL server tests may create schemas on.
+pub const POSTGRES_URL_VAR: &str = "SAMOKODER_TEST_POSTGRES_URL";
+
+/// The PostgreSQL URL tests should use, from [`POSTGRES_URL_VAR`]; when it is unset, announces
+/// that `what` is skipped (see [`announce_skip`]) and returns `None`.
+pub fn postgres_url_or_skip(what: &str) -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            announce_skip(&format!(
+                "{what}: set {POSTGRES_URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            ));
+            None
+        }
+    }
+}
+
+/// Prints `SKIPPED: <reason>` on the process's standard error, past the test harness.
+///
+/// libtest captures what `eprintln!` prints in a passing test, so a skip announced that way
+/// would be silent; writing to the stderr handle directly is not captured, so every skipped
+/// backend shows up in the test output.
+pub fn announce_skip(reason: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}

@@ -21,16 +21,7 @@ use crate::model::*;
 use crate::repo::*;
 
 fn base_url() -> Option<String> {
-    match std::env::var("SAMOKODER_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "SKIPPED: diesel-postgres test not run: set SAMOKODER_TEST_POSTGRES_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
+    crate::testing::postgres_url_or_skip("diesel-postgres test not run")
 }
 
 /// A URL whose connections use `schema` as their `search_path`.
@@ -542,7 +533,7 @@ async fn sslmode_is_honoured_against_the_test_server() {
         .await
         .unwrap();
     if ssl.value != "on" {
-        eprintln!("SKIPPED: TLS checks: the test server has ssl = off");
+        crate::testing::announce_skip("TLS checks: the test server has ssl = off");
         return;
     }
     // Encrypted by default (prefer) and when required; no certificate check in either, which
@@ -564,7 +555,7 @@ async fn sslmode_is_honoured_against_the_test_server() {
         .await
         .unwrap();
     if std::fs::read(&cert.value).is_err() {
-        eprintln!("SKIPPED: certificate checks: cannot read {}", cert.value);
+        crate::testing::announce_skip(&format!("certificate checks: cannot read {}", cert.value));
         return;
     }
     let root = format!("sslrootcert={}", cert.value.replace('/', "%2F"));
@@ -588,9 +579,9 @@ async fn sslmode_is_honoured_against_the_test_server() {
             with(&format!("sslmode=verify-full&{root}")).replace("@127.0.0.1", "@localhost");
         match encrypted(&by_name).await {
             Ok(ssl) => assert!(ssl),
-            Err(e) => eprintln!(
-                "SKIPPED: verify-full by name: the certificate is not for localhost ({e})"
-            ),
+            Err(e) => crate::testing::announce_skip(&format!(
+                "verify-full by name: the certificate is not for localhost ({e})"
+            )),
         }
     }
 }

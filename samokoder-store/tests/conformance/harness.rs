@@ -113,16 +113,7 @@ impl TestBackend for Sqlite {
 /// The PostgreSQL server tests use, from `SAMOKODER_TEST_POSTGRES_URL`; `None` (after a loud
 /// SKIPPED line) when unset.
 pub fn postgres_url(backend: &str) -> Option<String> {
-    match std::env::var("SAMOKODER_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "SKIPPED: {backend} conformance case not run: set SAMOKODER_TEST_POSTGRES_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
+    samokoder_store::testing::postgres_url_or_skip(&format!("{backend} conformance case not run"))
 }
 
 /// A scratch schema on the test server, opened with `backend`. Any PostgreSQL backend can use
