@@ -11,13 +11,18 @@ pub mod analytics;
 pub mod auth;
 mod common;
 mod error;
+pub mod events;
+pub mod files;
 mod health;
 pub mod keys;
 pub mod models;
 pub mod notifications;
+pub mod preview;
 pub mod projects;
+pub mod runs;
 pub mod usage;
 pub mod user;
+pub mod workspace;
 
 pub use common::{MessageResponse, SuccessResponse, Tier};
 pub use error::{ErrorBody, FieldError};
