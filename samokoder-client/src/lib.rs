@@ -1,93 +1,62 @@
 //! # samokoder-client
 //!
-//! A typed async client for the Samokoder HTTP API, built on the wire types of
-//! `samokoder_core::api` so the client and the server never disagree on a field. With the `cli`
-//! feature it also provides the `samokoder` command-line tool.
+//! A typed async client for the Samokoder HTTP API. Requests and answers are the wire types of
+//! [`samokoder_core::api`] — the very types the server is built on — so the two cannot
+//! disagree on a field. With the `cli` feature the crate also builds the `samokoder`
+//! command-line tool.
+//!
+//! ## Shape
+//!
+//! A [`Client`] talks to one server. Its operations are grouped by resource, each group a
+//! handle borrowed from the client: `client.auth()`, `client.projects()`, `client.keys()`,
+//! `client.models()`, `client.usage()`, `client.user()`, `client.notifications()`,
+//! `client.analytics()`, `client.admin()`; `client.health()`, `client.ready()` and
+//! `client.metrics()` are on the client itself. [`operations::OPERATIONS`] lists every
+//! operation of the OpenAPI document with the method that calls it (a test keeps the two in
+//! step).
+//!
+//! ## Sessions
+//!
+//! [`Auth::login`](resources::Auth::login) and [`Auth::register`](resources::Auth::register)
+//! start a [`Session`]; every later call carries its access token (as a bearer header, or as
+//! the cookie with [`AuthMode::Cookies`]). When a call answers 401 the client exchanges the
+//! refresh token for a new pair **once** and repeats the call once. Refresh tokens rotate and
+//! the server ends a session whose spent refresh token is presented again, so concurrent 401s
+//! share one refresh rather than each making their own. The session can be read, saved
+//! (it is `Serialize`; its `Debug` hides the tokens) and restored, and
+//! [`ClientBuilder::on_session_change`] reports each rotation so a saved copy stays current.
+//!
+//! ## Errors
+//!
+//! Every call returns [`Error`]: [`Error::Api`] carries the server's status, `code`,
+//! `detail`, `request_id` and field errors ([`ApiError`]); the other variants say why no
+//! answer was had.
 //!
 //! ```no_run
+//! use samokoder_client::Client;
+//!
 //! # async fn demo() -> Result<(), samokoder_client::Error> {
-//! let client = samokoder_client::Client::new("http://127.0.0.1:8000")?;
-//! let health = client.health().await?;
-//! println!("server {} is {:?}", health.version, health.status);
+//! let client = Client::new("http://127.0.0.1:8000")?;
+//! client.auth().register("ada@example.com", "Correct-Horse-9!").await?;
+//! let me = client.auth().me().await?;
+//! println!("{} on the {} tier", me.email, me.tier);
+//! if let Err(error) = client.projects().get(uuid::Uuid::nil()).await {
+//!     let api = error.api().expect("the server answered");
+//!     println!("{} {} (request {:?})", api.status(), api.code(), api.request_id());
+//! }
 //! # Ok(()) }
 //! ```
 
-use samokoder_core::api::{ErrorBody, Health};
-use url::Url;
+mod client;
+mod error;
+pub mod operations;
+mod pagination;
+pub mod resources;
+mod session;
 
-/// What can go wrong talking to a Samokoder server.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The base URL could not be parsed or joined.
-    #[error("invalid server URL: {0}")]
-    InvalidUrl(#[from] url::ParseError),
-    /// The request did not complete (connection, timeout, undecodable body).
-    #[error("request failed: {0}")]
-    Transport(#[from] reqwest::Error),
-    /// The server answered with an error body.
-    #[error("server error {status} ({}): {}", body.code, body.detail)]
-    Api {
-        /// HTTP status code.
-        status: u16,
-        /// The server's error body.
-        body: ErrorBody,
-    },
-}
+pub use client::{AuthMode, Client, ClientBuilder};
+pub use error::{ApiError, Error};
+pub use session::Session;
 
-/// A client of one Samokoder server.
-#[derive(Debug, Clone)]
-pub struct Client {
-    base: Url,
-    http: reqwest::Client,
-}
-
-impl Client {
-    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8000`).
-    pub fn new(base_url: &str) -> Result<Self, Error> {
-        Ok(Self {
-            base: Url::parse(base_url)?,
-            http: reqwest::Client::new(),
-        })
-    }
-
-    /// `GET /health`: whether the server is alive, and its version.
-    pub async fn health(&self) -> Result<Health, Error> {
-        let response = self.http.get(self.base.join("/health")?).send().await?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(response.json().await?)
-        } else {
-            Err(Error::Api {
-                status: status.as_u16(),
-                body: response.json().await?,
-            })
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::{Json, Router, routing::get};
-    use samokoder_core::api::HealthStatus;
-
-    #[tokio::test]
-    async fn reads_health_over_real_http() {
-        let app = Router::new().route(
-            "/health",
-            get(|| async {
-                Json(Health {
-                    status: HealthStatus::Ok,
-                    version: "9.9.9".into(),
-                })
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
-        let client = Client::new(&format!("http://{address}")).unwrap();
-        let health = client.health().await.unwrap();
-        assert_eq!(health.version, "9.9.9");
-    }
-}
+/// The wire types, re-exported so users of the client need not depend on `samokoder-core`.
+pub use samokoder_core::api;
