@@ -12,6 +12,8 @@ use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use samokoder_core::api::FieldError;
+
 use crate::error::ApiError;
 
 /// A JSON body (`Content-Type: application/json`), or a JSON response.
@@ -19,6 +21,12 @@ use crate::error::ApiError;
 /// Rejections: 415 for another content type, 400 for malformed JSON, 413 over the route's body
 /// limit, 422 with the offending field for unknown fields (`#[serde(deny_unknown_fields)]`),
 /// wrong types, values out of range and missing fields.
+///
+/// Every request body of the API is a JSON object (or, for [`OptionalJson`], `null`): a
+/// top-level array is 422 `invalid_type` at `body`, even when serde could read `T` from it.
+/// serde reads a struct from an array of its fields in order (`[null, null]` is a valid
+/// two-field update), which no client means and the OpenAPI document does not allow. A route
+/// that wants a list takes an object with a list in it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -30,7 +38,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await?;
+        let is_array = bytes
+            .iter()
+            .find(|byte| !byte.is_ascii_whitespace())
+            .is_some_and(|&byte| byte == b'[');
+        // The content type and the syntax are checked (415, 400) before the shape.
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if is_array {
+            return Err(ApiError::validation(vec![FieldError {
+                field: "body".into(),
+                code: "invalid_type".into(),
+                message: "This value has the wrong type".into(),
+            }]));
+        }
         Ok(Self(value))
     }
 }
@@ -200,9 +225,10 @@ impl FromRequestParts<crate::AppState> for AdminUser {
     }
 }
 
-/// A JSON body that may be absent: an empty body is `None`, anything else must be JSON of `T`
-/// (with the same rejections as [`Json`]). For endpoints whose browser clients send nothing
-/// and whose other clients send a body (refresh, logout).
+/// A JSON body that may be absent: an empty body and a JSON `null` are `None` (the OpenAPI
+/// document describes these bodies as `T` or `null`), anything else must be JSON of `T` (with
+/// the same rejections as [`Json`]). For endpoints whose browser clients send nothing and
+/// whose other clients send a body (refresh, logout).
 #[derive(Debug, Clone, Default)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -222,8 +248,8 @@ where
             return Ok(Self(None));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        let Json(value) = Json::<T>::from_request(req, state).await?;
-        Ok(Self(Some(value)))
+        let Json(value) = Json::<Option<T>>::from_request(req, state).await?;
+        Ok(Self(value))
     }
 }
 

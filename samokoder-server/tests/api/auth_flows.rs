@@ -421,6 +421,38 @@ async fn logout_kills_both_tokens_and_clears_the_cookies() {
     app.stop().await;
 }
 
+/// The OpenAPI document describes the optional bodies of refresh and logout as the request or
+/// `null`; a JSON `null` is the same as no body (the contract test sent one and got 422).
+#[tokio::test]
+async fn refresh_and_logout_read_a_null_body_as_no_body() {
+    let app = TestApp::spawn().await;
+    let session = app.register("nell@example.com").await;
+    let refreshed = send(
+        app.request(Method::POST, "/v1/auth/refresh")
+            .header("cookie", format!("refresh_token={}", session.refresh))
+            .json(&json!(null)),
+    )
+    .await;
+    let refreshed = session_of(&refreshed, StatusCode::OK);
+    send(
+        app.as_user(Method::POST, "/v1/auth/logout", &refreshed)
+            .json(&json!(null)),
+    )
+    .await
+    .ok(StatusCode::OK);
+    send(app.as_user(Method::GET, "/v1/auth/me", &refreshed))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "token_revoked");
+    // Anything else still has to be a refresh request.
+    send(
+        app.request(Method::POST, "/v1/auth/refresh")
+            .json(&json!([refreshed.refresh])),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_error");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn logout_all_ends_every_session() {
     let app = TestApp::spawn().await;

@@ -72,6 +72,10 @@ async fn json_bodies() {
         (format!(r#""{SECRET}""#), "body", "invalid_type"),
         // serde reads a struct from an array too, positionally.
         (format!(r#"["{SECRET}"]"#), "body", "invalid_length"),
+        // ... and would accept one of the right length: a body is an object (found by the
+        // contract test, which sent `[null, null]` as a project update and got 200).
+        (r#"["a", 3]"#.to_owned(), "body", "invalid_type"),
+        (" \n[\"a\", 3]".to_owned(), "body", "invalid_type"),
     ];
     for (body, field, code) in cases {
         let answer = post_json(&router, &body).await;
