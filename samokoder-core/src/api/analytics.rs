@@ -79,6 +79,7 @@ pub struct UserAnalyticsResponse {
 pub struct UserActionsQuery {
     /// How many, 1 to 500 (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
 }
 
@@ -134,6 +135,7 @@ pub struct AnalyticsExportQuery {
     pub after: Option<Uuid>,
     /// Page size, 1 to 500 (default 500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
 }
 

@@ -58,6 +58,7 @@ pub struct NotificationListQuery {
     pub before: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
 

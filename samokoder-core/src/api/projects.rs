@@ -93,6 +93,7 @@ pub struct ProjectListResponse {
 pub struct ProjectListQuery {
     /// Page size, 1 to 100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page (opaque).
     #[serde(default, skip_serializing_if = "Option::is_none")]
