@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use samokoder_core::api::auth::{AuthResponse, RefreshRequest};
 use samokoder_core::api::{Health, Readiness};
@@ -250,11 +250,12 @@ impl Client {
         let status = response.status();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // The body lists which check failed: more useful than a bare error.
+            let headers = response.headers().clone();
             let bytes = response.bytes().await?;
             if let Ok(readiness) = serde_json::from_slice::<Readiness>(&bytes) {
                 return Ok(readiness);
             }
-            return Err(api_error(status, &HeaderMap::new(), &bytes).into());
+            return Err(api_error(status, &headers, &bytes).into());
         }
         decode_json(ops::READY.operation_id, response).await
     }
@@ -277,7 +278,8 @@ impl Client {
     }
 
     /// The URL of a path template with its `{...}` parameters replaced, in order, each
-    /// percent-encoded as one path segment (a model id may contain `/`).
+    /// percent-encoded as one path segment (a model id may contain `/`) — except `{path}`, a
+    /// file path, whose `/`s separate segments.
     pub(crate) fn url_for(&self, template: &str, params: &[&str]) -> Result<Url, Error> {
         let mut url = self.inner.base.clone();
         let mut params = params.iter();
@@ -291,7 +293,12 @@ impl Client {
                     let value = params.next().ok_or_else(|| {
                         Error::InvalidRequest(format!("no value for {segment} in {template}"))
                     })?;
-                    segments.push(value);
+                    if segment == "{path}" {
+                        // A file path spans segments (`src/app.js`); each is encoded alone.
+                        segments.extend(value.split('/').filter(|part| !part.is_empty()));
+                    } else {
+                        segments.push(value);
+                    }
                 } else {
                     segments.push(segment);
                 }
@@ -419,6 +426,12 @@ impl Call {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bytes.clone()),
         }
+    }
+
+    /// Adds a header.
+    pub(crate) fn header(mut self, name: &'static str, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
     }
 
     /// Sends the request with the session's access token; on 401, refreshes once (or waits
@@ -570,6 +583,15 @@ mod tests {
         assert_eq!(
             root.url_for("/health", &[]).unwrap().as_str(),
             "http://127.0.0.1:8000/health"
+        );
+        assert_eq!(
+            root.url_for(
+                "/v1/projects/{project_id}/files/{path}",
+                &["p", "src/a b.js"]
+            )
+            .unwrap()
+            .path(),
+            "/v1/projects/p/files/src/a%20b.js"
         );
         assert!(root.url_for("/v1/projects/{project_id}", &[]).is_err());
         assert!(root.url_for("/health", &["extra"]).is_err());

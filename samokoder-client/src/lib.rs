@@ -8,10 +8,12 @@
 //! ## Shape
 //!
 //! A [`Client`] talks to one server. Its operations are grouped by resource, each group a
-//! handle borrowed from the client: `client.auth()`, `client.projects()`, `client.keys()`,
-//! `client.models()`, `client.usage()`, `client.user()`, `client.notifications()`,
-//! `client.analytics()`, `client.admin()`; `client.health()`, `client.ready()` and
-//! `client.metrics()` are on the client itself. [`operations::OPERATIONS`] lists every
+//! handle borrowed from the client: `client.auth()`, `client.projects()`, `client.runs()`
+//! (with the event stream, [`RunEvents`]), `client.files()` (with the zip export),
+//! `client.preview()`, `client.workspace()`, `client.keys()`, `client.models()`,
+//! `client.usage()`, `client.user()`, `client.notifications()`, `client.analytics()`,
+//! `client.admin()`; `client.health()`, `client.ready()` and `client.metrics()` are on the
+//! client itself. [`operations::OPERATIONS`] lists every
 //! operation of the OpenAPI document with the method that calls it (a test keeps the two in
 //! step).
 //!
@@ -49,6 +51,7 @@
 
 mod client;
 mod error;
+mod events;
 pub mod operations;
 mod pagination;
 pub mod resources;
@@ -56,6 +59,7 @@ mod session;
 
 pub use client::{AuthMode, Client, ClientBuilder};
 pub use error::{ApiError, Error};
+pub use events::{EventStreamOptions, RunEvents};
 pub use session::Session;
 
 /// The wire types, re-exported so users of the client need not depend on `samokoder-core`.

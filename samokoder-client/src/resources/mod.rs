@@ -4,22 +4,30 @@
 mod admin;
 mod analytics;
 mod auth;
+mod files;
 mod keys;
 mod models;
 mod notifications;
+mod preview;
 mod projects;
+mod runs;
 mod usage;
 mod user;
+mod workspace;
 
 pub use admin::Admin;
 pub use analytics::Analytics;
 pub use auth::Auth;
+pub use files::Files;
 pub use keys::Keys;
 pub use models::Models;
 pub use notifications::Notifications;
+pub use preview::Preview;
 pub use projects::Projects;
+pub use runs::Runs;
 pub use usage::Usage;
 pub use user::User;
+pub use workspace::Workspace;
 
 use crate::Client;
 
@@ -32,6 +40,26 @@ impl Client {
     /// The caller's projects.
     pub fn projects(&self) -> Projects<'_> {
         Projects { client: self }
+    }
+
+    /// Generation runs, their events and questions.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs { client: self }
+    }
+
+    /// Generated files, the project's history, the zip export.
+    pub fn files(&self) -> Files<'_> {
+        Files { client: self }
+    }
+
+    /// Previews of the generated app.
+    pub fn preview(&self) -> Preview<'_> {
+        Preview { client: self }
+    }
+
+    /// The project WebSocket's token and URL.
+    pub fn workspace(&self) -> Workspace<'_> {
+        Workspace { client: self }
     }
 
     /// The caller's LLM provider keys.

@@ -76,6 +76,23 @@ pub fn config() -> (TempDir, Config) {
     (dir, config)
 }
 
+/// A server whose users' own OpenAI keys may point at a fake model on 127.0.0.1 (the
+/// deployment has no key of its own), with its in-process workers driving runs.
+pub async fn spawn_generating() -> TestServer {
+    let (dir, mut config) = config();
+    config.llm = samokoder_server::config::LlmSettings(
+        serde_json::from_value(serde_json::json!({
+            "openai": { "model": FAKE_MODEL },
+            "allowed_base_url_hosts": ["127.0.0.1"],
+        }))
+        .expect("LLM configuration"),
+    );
+    spawn_with(dir, config).await
+}
+
+/// The model name the fake answers as.
+pub const FAKE_MODEL: &str = "fake-model";
+
 pub async fn spawn() -> TestServer {
     let (dir, config) = config();
     spawn_with(dir, config).await
