@@ -352,10 +352,28 @@ impl Spec {
     }
 }
 
+/// Puts a run's choice for a role over the deployment's route: a different provider drops the
+/// deployment's model (it belongs to the other provider), a model replaces the model.
+fn overlay_route(route: &mut RouteConfig, choice: &RouteConfig) {
+    if choice.provider.is_some() && choice.provider != route.provider {
+        route.provider = choice.provider.clone();
+        route.model = None;
+    }
+    if choice.model.is_some() {
+        route.model = choice.model.clone();
+    }
+    if choice.temperature.is_some() {
+        route.temperature = choice.temperature;
+    }
+    if choice.max_output_tokens.is_some() {
+        route.max_output_tokens = choice.max_output_tokens;
+    }
+}
+
 fn missing_key(provider: &str) -> LlmError {
-    LlmError::Config(format!(
-        "provider `{provider}` has no API key (configure one for the deployment or add your own)"
-    ))
+    LlmError::MissingKey {
+        provider: provider.to_owned(),
+    }
 }
 
 /// Whether `host` matches an allowlist entry (`example.com` exactly, `*.example.com` any
@@ -515,6 +533,46 @@ impl LlmRegistry {
     /// Resolves the routes of one run: the deployment's providers and routes, with `user`'s keys,
     /// base URLs (allowlisted hosts only) and preferred models overlaid.
     pub fn routes(&self, user: Option<&UserLlmSettings>) -> Result<RouteTable, LlmError> {
+        self.routes_with(user, &BTreeMap::new())
+    }
+
+    /// [`Self::routes`] with one run's own choices on top: `overrides` by role name (`default`
+    /// or an agent role) replace the deployment's provider and model for those roles. A new
+    /// provider without a model uses that provider's model. Unknown role names are
+    /// [`LlmError::Config`].
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use samokoder_core::llm::{AgentRole, LlmConfig, LlmRegistry, RouteConfig};
+    ///
+    /// let config: LlmConfig = serde_json::from_value(serde_json::json!({
+    ///     "openai": { "api_key": "sk-deployment", "model": "gpt-4o-mini" },
+    /// }))
+    /// .unwrap();
+    /// let registry = LlmRegistry::new(config).unwrap();
+    /// let overrides = BTreeMap::from([(
+    ///     "architect".to_owned(),
+    ///     RouteConfig { model: Some("gpt-4.1".into()), ..RouteConfig::default() },
+    /// )]);
+    /// let routes = registry.routes_with(None, &overrides).unwrap();
+    /// assert_eq!(routes.route(AgentRole::Architect).model, "gpt-4.1");
+    /// assert_eq!(routes.route(AgentRole::CodeWriter).model, "gpt-4o-mini");
+    /// ```
+    pub fn routes_with(
+        &self,
+        user: Option<&UserLlmSettings>,
+        overrides: &BTreeMap<String, RouteConfig>,
+    ) -> Result<RouteTable, LlmError> {
+        let mut agents = self.agents.clone();
+        for (role, choice) in overrides {
+            if role == "default" {
+                continue;
+            }
+            role.parse::<AgentRole>()
+                .map_err(|e| LlmError::Config(format!("models: {e}")))?;
+            let entry = agents.entry(role.clone()).or_default();
+            overlay_route(entry, choice);
+        }
         let empty = UserLlmSettings::default();
         let user = user.unwrap_or(&empty);
         let mut handles: BTreeMap<String, Result<ProviderHandle, LlmError>> = self.handles.clone();
@@ -553,16 +611,19 @@ impl LlmRegistry {
             specs.insert(name.clone(), spec);
         }
 
-        let mut default_config = self.agents.get("default").cloned().unwrap_or_default();
+        let mut default_config = agents.get("default").cloned().unwrap_or_default();
         if user.default_provider.is_some() && user.default_provider != default_config.provider {
             // The deployment's default model belongs to its default provider; on the user's
             // provider the provider's own (or the user's preferred) model applies.
             default_config.model = None;
+            default_config.provider = user.default_provider.clone();
         }
-        let default_provider = user
-            .default_provider
+        if let Some(choice) = overrides.get("default") {
+            overlay_route(&mut default_config, choice);
+        }
+        let default_provider = default_config
+            .provider
             .clone()
-            .or_else(|| default_config.provider.clone())
             .or_else(|| {
                 // The only provider is the default: the deployment's, or (on a deployment with
                 // none) the user's. A user's extra key never changes the deployment's routing.
@@ -624,7 +685,7 @@ impl LlmRegistry {
 
         let mut table = RouteTable::new(resolve(None, &default_config)?);
         for role in AgentRole::ALL {
-            let route = match self.agents.get(role.as_str()) {
+            let route = match agents.get(role.as_str()) {
                 Some(route) => route.clone(),
                 None => RouteConfig {
                     provider: None,
@@ -689,6 +750,46 @@ mod tests {
             let err = registry.routes(Some(&user(bad))).unwrap_err();
             assert!(matches!(err, LlmError::Config(_)), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn run_choices_override_roles_and_name_missing_keys() {
+        let registry = LlmRegistry::new(config(serde_json::json!({
+            "openai": { "api_key": "sk-deploy", "model": "gpt-4o-mini" },
+            "anthropic": { "model": "claude-sonnet-4-5" },
+            "agents": { "default": { "provider": "openai" }, "tech_lead": { "model": "gpt-4.1" } },
+        })))
+        .unwrap();
+        let choice = |provider: Option<&str>, model: Option<&str>| RouteConfig {
+            provider: provider.map(str::to_owned),
+            model: model.map(str::to_owned),
+            ..RouteConfig::default()
+        };
+        // Another provider for one role: its own model, unless one is named.
+        let overrides = BTreeMap::from([("architect".to_owned(), choice(Some("anthropic"), None))]);
+        let err = registry.routes_with(None, &overrides).unwrap_err();
+        assert!(
+            matches!(&err, LlmError::MissingKey { provider } if provider == "anthropic"),
+            "{err}"
+        );
+        assert_eq!(err.code(), "provider_key_missing");
+        // A model only: the deployment's provider for the role keeps serving it.
+        let overrides = BTreeMap::from([
+            ("tech_lead".to_owned(), choice(None, Some("o3"))),
+            ("default".to_owned(), choice(None, Some("gpt-4o"))),
+        ]);
+        let routes = registry.routes_with(None, &overrides).unwrap();
+        assert_eq!(routes.route(AgentRole::TechLead).model, "o3");
+        assert_eq!(routes.route(AgentRole::CodeWriter).model, "gpt-4o");
+        assert_eq!(
+            routes.route(AgentRole::CodeWriter).provider.name(),
+            "openai"
+        );
+        let unknown = BTreeMap::from([("archtect".to_owned(), choice(None, Some("m")))]);
+        assert!(matches!(
+            registry.routes_with(None, &unknown),
+            Err(LlmError::Config(_))
+        ));
     }
 
     #[test]

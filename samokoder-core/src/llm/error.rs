@@ -154,6 +154,15 @@ pub enum LlmError {
     /// disallowed base URL).
     #[error("LLM configuration: {0}")]
     Config(String),
+    /// A route of the run needs a provider that has no API key: neither the deployment nor the
+    /// user configured one.
+    #[error(
+        "LLM configuration: provider `{provider}` has no API key (configure one for the deployment or add your own)"
+    )]
+    MissingKey {
+        /// The provider without a key.
+        provider: String,
+    },
 }
 
 fn fmt_wait(wait: Option<Duration>) -> String {
@@ -186,6 +195,7 @@ impl LlmError {
                 | Self::Fatal { .. }
                 | Self::BudgetExhausted(_)
                 | Self::Config(_)
+                | Self::MissingKey { .. }
         )
     }
 
@@ -221,6 +231,7 @@ impl LlmError {
             Self::Cancelled => "cancelled",
             Self::DeadlineExceeded { .. } => "llm_deadline_exceeded",
             Self::Config(_) => "llm_config",
+            Self::MissingKey { .. } => "provider_key_missing",
         }
     }
 }

@@ -99,7 +99,7 @@ async fn environment_shapes_the_config() {
     // The architect is routed to Anthropic, which has no deployment key.
     let err = registry.routes(None).unwrap_err();
     assert!(
-        matches!(&err, LlmError::Config(m) if m.contains("anthropic")),
+        matches!(&err, LlmError::MissingKey { provider } if provider == "anthropic"),
         "{err}"
     );
 }
