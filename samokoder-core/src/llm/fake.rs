@@ -43,6 +43,8 @@ use tokio::task::JoinHandle;
 
 use super::{AnthropicProvider, ApiKey, OpenAiOptions, OpenAiProvider, StructuredOutputMode};
 
+pub mod script;
+
 /// The key the convenience constructors give providers pointed at the fake. Long enough that
 /// [`ApiKey::scrub`] applies, so tests can check it never leaks.
 pub const FAKE_API_KEY: &str = "sk-fake-0123456789abcdef";
