@@ -510,11 +510,22 @@ impl Engine {
                     Some(format!("step cap reached after {steps} steps")),
                 ),
             };
-            if let Err(e) = store
+            match store
                 .transition(run_id, &[RunStatus::Running], status, error.as_deref())
                 .await
             {
-                tracing::warn!(%run_id, error = %e, "could not record the run's final status");
+                Ok(_) => {}
+                // Its owner cancelled it while it ran (that is how the token fired): the status
+                // already says so.
+                Err(RunStoreError::Conflict(_))
+                    if *outcome == RunOutcome::Cancelled
+                        && matches!(
+                            store.run(run_id).await.map(|run| run.status),
+                            Ok(RunStatus::Cancelled)
+                        ) => {}
+                Err(e) => {
+                    tracing::warn!(%run_id, error = %e, "could not record the run's final status");
+                }
             }
             drive.bus.emit(EngineEvent::RunFinished {
                 outcome: outcome.clone(),
