@@ -123,6 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .into(),
             autonomy: "auto".into(),
             budget: serde_json::to_value(BudgetLimits::unlimited().with_calls(100))?,
+            options: serde_json::json!({}),
         })
         .await?;
 

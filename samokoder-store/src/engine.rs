@@ -32,6 +32,7 @@
 //!         description: "A todo API".into(),
 //!         autonomy: "auto".into(),
 //!         budget: serde_json::json!({"cost_micros": 2_000_000}),
+//!         options: serde_json::json!({"template": "node-api"}),
 //!     })
 //!     .await?;
 //!
@@ -39,6 +40,7 @@
 //! let info = runs.run(run.id).await?;
 //! assert_eq!(info.status, RunStatus::Queued);
 //! assert_eq!(info.budget.cost_micros, Some(2_000_000));
+//! assert_eq!(info.options.template.as_deref(), Some("node-api"));
 //! # Ok(()) }
 //! # #[cfg(not(feature = "sqlx-sqlite"))]
 //! # fn main() {}
@@ -51,8 +53,8 @@ use async_trait::async_trait;
 use samokoder_core::llm::{BudgetLimits, ChatResponse, LlmRecord, RecordOutcome};
 use samokoder_core::state::{
     Autonomy, Checkpoint, CommandRecord, FileChange as EngineChange, MAIN_BRANCH, NewCheckpoint,
-    QuestionRecord, QuestionSpec, RunInfo, RunStatus as EngineStatus, RunStore, RunStoreError,
-    RunStoreResult, StoredEvent, replay_key,
+    QuestionRecord, QuestionSpec, RunInfo, RunOptions, RunStatus as EngineStatus, RunStore,
+    RunStoreError, RunStoreResult, StoredEvent, replay_key,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -171,7 +173,15 @@ fn run_info(run: Run) -> RunStoreResult<RunInfo> {
             RunStoreError::Invalid(format!("run {} has unreadable budget limits: {e}", run.id))
         })?,
     };
+    // Options are the engine's `RunOptions` JSON; null or `{}` is "no choices".
+    let options = match &run.options {
+        Value::Null => RunOptions::default(),
+        value => serde_json::from_value(value.clone()).map_err(|e| {
+            RunStoreError::Invalid(format!("run {} has unreadable options: {e}", run.id))
+        })?,
+    };
     Ok(RunInfo {
+        options,
         id: run.id,
         project_id: run.project_id,
         description: run.description,

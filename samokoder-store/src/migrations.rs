@@ -30,18 +30,32 @@ impl Migration {
 }
 
 /// SQLite migrations, ascending.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "run_options",
+        sql: include_str!("../migrations/sqlite/0002_run_options.sql"),
+    },
+];
 
 /// PostgreSQL migrations, ascending (shared by every PostgreSQL backend).
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "run_options",
+        sql: include_str!("../migrations/postgres/0002_run_options.sql"),
+    },
+];
 
 /// One row of [`MIGRATIONS_TABLE`].
 #[derive(Debug, Clone, PartialEq, Eq)]

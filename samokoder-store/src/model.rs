@@ -1028,6 +1028,9 @@ pub struct Run {
     pub autonomy: String,
     /// Budget limits (engine-defined JSON).
     pub budget: Value,
+    /// Choices the run was started with, such as a template or models (engine-defined JSON;
+    /// `{}` when none).
+    pub options: Value,
     /// Tokens used so far.
     pub total_tokens: i64,
     /// Cost so far, micro-dollars.
@@ -1061,6 +1064,8 @@ pub struct NewRun {
     pub autonomy: String,
     /// Budget JSON.
     pub budget: Value,
+    /// Options JSON (`{}` when none).
+    pub options: Value,
 }
 
 /// A named line of states in a project.

@@ -302,6 +302,29 @@ pub trait RunRepo: Send + Sync {
     /// Records which agent is working; [`StoreError::NotFound`] when missing.
     async fn set_current_agent(&self, id: Uuid, agent: Option<&str>) -> StoreResult<()>;
 
+    /// Creates run `id` (status `queued`) and enqueues `job` to drive it, in one transaction,
+    /// unless the project already has an active run (`queued`, `running` or
+    /// `waiting_for_human`): [`StoreError::Conflict`] then, and nothing is written. Of
+    /// concurrent starts on one project at most one succeeds. [`StoreError::MissingReference`]
+    /// for an unknown project or user; [`StoreError::InvalidInput`] for a job
+    /// [`JobQueue::enqueue`] would refuse; [`StoreError::Conflict`] also when `id` is taken.
+    async fn start(&self, id: Uuid, run: &NewRun, job: &NewJob) -> StoreResult<(Run, Job)>;
+
+    /// Queues the run again, in one transaction: moves it to `queued` if its status is one of
+    /// `from` (`queued` may be among them, to make sure a queued run has its job), replaces
+    /// its budget when `budget` is given, clears `error`, `current_agent` and `finished_at`,
+    /// and enqueues `job` with [`JobQueue::enqueue`]'s semantics (an unfinished job with the
+    /// same dedupe key is returned instead of a new one). [`StoreError::Conflict`] when the
+    /// status is not in `from`, or when another run of the project is active;
+    /// [`StoreError::NotFound`] when missing.
+    async fn requeue(
+        &self,
+        id: Uuid,
+        from: &[RunStatus],
+        budget: Option<&Value>,
+        job: &NewJob,
+    ) -> StoreResult<(Run, Enqueued)>;
+
     /// Adds to the run's totals atomically and returns the run; [`StoreError::NotFound`] when
     /// missing.
     async fn add_totals(

@@ -238,7 +238,18 @@ impl Engine {
     async fn architecture_step(&self, d: &Drive, key: &str) -> Result<StepOutcome, StepStop> {
         self.agent_started(d, AgentRole::Architect, "architecture")
             .await;
-        let templates = self.deps().templates.list();
+        let mut templates = self.deps().templates.list();
+        if let Some(wanted) = &d.run.options.template {
+            // The run was started with a template: the architect designs on that one only.
+            templates.retain(|t| &t.name == wanted);
+            if templates.is_empty() {
+                return Err(StepStop::Outcome(RunOutcome::Failed {
+                    reason: format!(
+                        "the run asks for the starter template {wanted:?}, which does not exist"
+                    ),
+                }));
+            }
+        }
         let (architecture, template) = architect::choose(&self.ctx(d, key), &templates).await?;
         let files = self
             .deps()

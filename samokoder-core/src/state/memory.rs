@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::port::{
     Checkpoint, CommandRecord, FileChange, NewCheckpoint, QuestionRecord, QuestionSpec, RunInfo,
-    RunStatus, RunStore, RunStoreError, RunStoreResult, StoredEvent, blob_hash,
+    RunOptions, RunStatus, RunStore, RunStoreError, RunStoreResult, StoredEvent, blob_hash,
 };
 use crate::llm::{BudgetLimits, ChatResponse, LlmRecord, RecordOutcome};
 
@@ -102,9 +102,17 @@ impl MemoryRunStore {
             budget,
             status: RunStatus::Queued,
             error: None,
+            options: RunOptions::default(),
         };
         self.lock().runs.insert(run.id, run.clone());
         run
+    }
+
+    /// Replaces a run's options (the template and model choices it was started with).
+    pub fn set_options(&self, run_id: Uuid, options: RunOptions) {
+        if let Some(run) = self.lock().runs.get_mut(&run_id) {
+            run.options = options;
+        }
     }
 
     /// The run's totals so far: (tokens, cost in micro-dollars, LLM calls).

@@ -29,9 +29,9 @@ mod run;
 pub use event::{EngineEvent, FileChangeKind, Outbox, OutputStream, RunOutcome};
 pub use memory::MemoryRunStore;
 pub use port::{
-    Autonomy, Checkpoint, CommandRecord, FileChange, MAIN_BRANCH, NewCheckpoint, QuestionRecord,
-    QuestionSpec, RunInfo, RunStatus, RunStore, RunStoreError, RunStoreResult, StoredEvent,
-    blob_hash, replay_key,
+    Autonomy, Checkpoint, CommandRecord, FileChange, MAIN_BRANCH, ModelSelection, NewCheckpoint,
+    QuestionRecord, QuestionSpec, RunInfo, RunOptions, RunStatus, RunStore, RunStoreError,
+    RunStoreResult, StoredEvent, blob_hash, replay_key,
 };
 pub use run::{
     Architecture, Clarification, CommandFailure, Complexity, Dependency, Epic, FailureCount,

@@ -144,6 +144,39 @@ pub struct RunInfo {
     pub status: RunStatus,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// Choices made when it was started (template, models).
+    #[serde(default)]
+    pub options: RunOptions,
+}
+
+/// Choices made when a run was started, beyond its description, autonomy and budget.
+///
+/// ```
+/// use samokoder_core::state::RunOptions;
+///
+/// // Stored as JSON; an empty object is "no choices".
+/// let options: RunOptions = serde_json::from_str("{}").unwrap();
+/// assert_eq!(options, RunOptions::default());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// The starter template the architect must use; `None` lets it choose among all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Models by role name (`default` or an agent role such as `architect`). The engine does
+    /// not read them: the [`crate::engine::RouteSource`] that resolves the run's routes does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelSelection>,
+}
+
+/// The model one role of a run uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSelection {
+    /// The provider; `None` keeps the provider the deployment routes the role to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The model.
+    pub model: String,
 }
 
 /// A stored checkpoint.

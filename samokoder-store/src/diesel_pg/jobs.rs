@@ -16,7 +16,7 @@ use diesel::dsl::{AsExprOf, now, sql};
 use diesel::expression::{SqlLiteral, UncheckedBind};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Int8, Nullable, Text, Timestamptz};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -114,64 +114,74 @@ fn lease_lost(job_id: Uuid, worker: &str) -> StoreError {
     }
 }
 
+/// Inserts `job` on `conn` (in the caller's transaction, if any), or returns the unfinished job
+/// holding its dedupe key. The job must be validated.
+pub(super) async fn enqueue_in(
+    conn: &mut AsyncPgConnection,
+    job: &NewJob,
+) -> StoreResult<Enqueued> {
+    const ACTION: &str = "enqueueing job";
+    let run_at = job.run_at.map(truncate_micros);
+    // Each statement sees the latest committed rows (READ COMMITTED, in or out of the
+    // caller's transaction). The partial unique index makes the INSERT wait for, then yield to, a concurrent enqueue of
+    // the same key, and the SELECT reads that job; if it finished in between (and so no
+    // longer holds the key), inserting again is right.
+    for _ in 0..ENQUEUE_ATTEMPTS {
+        let inserted: Option<JobRow> = diesel::sql_query(
+            "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at,
+                               dedupe_key, created_at, updated_at)
+             VALUES ($1, $2, $3, 'queued', 0, $4, COALESCE($5, now()), $6, now(), now())
+             ON CONFLICT (dedupe_key)
+                WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
+                DO NOTHING
+             RETURNING id, kind, payload, status, attempts, max_attempts, run_at, lease_owner,
+                       lease_expires_at, last_error, dedupe_key, created_at, updated_at,
+                       finished_at",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(Uuid::now_v7())
+        .bind::<Text, _>(&job.kind)
+        .bind::<diesel::sql_types::Jsonb, _>(&job.payload)
+        .bind::<diesel::sql_types::Int4, _>(job.max_attempts)
+        .bind::<Nullable<Timestamptz>, _>(run_at)
+        .bind::<Nullable<Text>, _>(&job.dedupe_key)
+        .get_result(&mut *conn)
+        .await
+        .optional()
+        .map_err(db("job", ACTION))?;
+        if let Some(row) = inserted {
+            return Ok(Enqueued {
+                job: row.try_into()?,
+                deduplicated: false,
+            });
+        }
+        let existing: Option<JobRow> = jobs::table
+            .filter(jobs::dedupe_key.eq(&job.dedupe_key))
+            .filter(jobs::status.eq_any([QUEUED, RUNNING]))
+            .select(JobRow::as_select())
+            .first(&mut *conn)
+            .await
+            .optional()
+            .map_err(db("job", ACTION))?;
+        if let Some(row) = existing {
+            return Ok(Enqueued {
+                job: row.try_into()?,
+                deduplicated: true,
+            });
+        }
+    }
+    Err(StoreError::conflict(
+        "job",
+        "the job with this dedupe key keeps changing state; try again",
+    ))
+}
+
 #[async_trait]
 impl JobQueue for DieselPgStore {
     async fn enqueue(&self, job: &NewJob) -> StoreResult<Enqueued> {
         const ACTION: &str = "enqueueing job";
         validate_job(job)?;
-        let run_at = job.run_at.map(truncate_micros);
         let mut conn = self.conn(ACTION).await?;
-        // No transaction: each statement is atomic and sees the latest committed rows. The
-        // partial unique index makes the INSERT wait for, then yield to, a concurrent enqueue of
-        // the same key, and the SELECT reads that job; if it finished in between (and so no
-        // longer holds the key), inserting again is right.
-        for _ in 0..ENQUEUE_ATTEMPTS {
-            let inserted: Option<JobRow> = diesel::sql_query(
-                "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at,
-                                   dedupe_key, created_at, updated_at)
-                 VALUES ($1, $2, $3, 'queued', 0, $4, COALESCE($5, now()), $6, now(), now())
-                 ON CONFLICT (dedupe_key)
-                    WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
-                    DO NOTHING
-                 RETURNING id, kind, payload, status, attempts, max_attempts, run_at, lease_owner,
-                           lease_expires_at, last_error, dedupe_key, created_at, updated_at,
-                           finished_at",
-            )
-            .bind::<diesel::sql_types::Uuid, _>(Uuid::now_v7())
-            .bind::<Text, _>(&job.kind)
-            .bind::<diesel::sql_types::Jsonb, _>(&job.payload)
-            .bind::<diesel::sql_types::Int4, _>(job.max_attempts)
-            .bind::<Nullable<Timestamptz>, _>(run_at)
-            .bind::<Nullable<Text>, _>(&job.dedupe_key)
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(db("job", ACTION))?;
-            if let Some(row) = inserted {
-                return Ok(Enqueued {
-                    job: row.try_into()?,
-                    deduplicated: false,
-                });
-            }
-            let existing: Option<JobRow> = jobs::table
-                .filter(jobs::dedupe_key.eq(&job.dedupe_key))
-                .filter(jobs::status.eq_any([QUEUED, RUNNING]))
-                .select(JobRow::as_select())
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(db("job", ACTION))?;
-            if let Some(row) = existing {
-                return Ok(Enqueued {
-                    job: row.try_into()?,
-                    deduplicated: true,
-                });
-            }
-        }
-        Err(StoreError::conflict(
-            "job",
-            "the job with this dedupe key keeps changing state; try again",
-        ))
+        enqueue_in(&mut conn, job).await
     }
 
     async fn claim(

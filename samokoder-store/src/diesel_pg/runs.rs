@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamptz};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::errors::{TxError, db};
-use super::schema::{command_logs, llm_requests, questions, run_events, runs};
+use super::jobs::enqueue_in;
+use super::schema::{command_logs, llm_requests, projects, questions, run_events, runs};
 use super::{DieselPgStore, touched};
+use crate::common::validate_job;
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
 use crate::repo::{CommandLogRepo, EventRepo, LlmLogRepo, QuestionRepo, RunRepo};
@@ -26,6 +28,7 @@ struct RunRow {
     description: String,
     autonomy: String,
     budget: Value,
+    options: Value,
     total_tokens: i64,
     total_cost_micros: i64,
     llm_calls: i64,
@@ -49,6 +52,7 @@ impl TryFrom<RunRow> for Run {
             description: row.description,
             autonomy: row.autonomy,
             budget: row.budget,
+            options: row.options,
             total_tokens: row.total_tokens,
             total_cost_micros: row.total_cost_micros,
             llm_calls: row.llm_calls,
@@ -69,45 +73,104 @@ const ACTIVE_RUN_STATUSES: [RunStatus; 3] = [
     RunStatus::WaitingForHuman,
 ];
 
+/// The row a new run gets: queued, nothing used yet.
+fn queued_run(id: Uuid, run: &NewRun) -> Run {
+    let at = now();
+    Run {
+        id,
+        project_id: run.project_id,
+        user_id: run.user_id,
+        status: RunStatus::Queued,
+        description: run.description.clone(),
+        autonomy: run.autonomy.clone(),
+        budget: run.budget.clone(),
+        options: run.options.clone(),
+        total_tokens: 0,
+        total_cost_micros: 0,
+        llm_calls: 0,
+        current_agent: None,
+        error: None,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+async fn insert_run(conn: &mut AsyncPgConnection, run: &Run) -> StoreResult<()> {
+    diesel::insert_into(runs::table)
+        .values((
+            runs::id.eq(run.id),
+            runs::project_id.eq(run.project_id),
+            runs::user_id.eq(run.user_id),
+            runs::status.eq(run.status.as_str()),
+            runs::description.eq(&run.description),
+            runs::autonomy.eq(&run.autonomy),
+            runs::budget.eq(&run.budget),
+            runs::options.eq(&run.options),
+            runs::created_at.eq(run.created_at),
+            runs::updated_at.eq(run.created_at),
+        ))
+        .execute(conn)
+        .await
+        .map_err(db("run", "creating run"))?;
+    Ok(())
+}
+
+/// Locks the project's row until the transaction ends, so starts and re-queues of its runs
+/// take turns (the "one active run" check would otherwise race under READ COMMITTED).
+/// [`StoreError::MissingReference`] when the project does not exist.
+async fn lock_project(conn: &mut AsyncPgConnection, project_id: Uuid) -> StoreResult<()> {
+    let found: Option<Uuid> = projects::table
+        .find(project_id)
+        .select(projects::id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db("run", "locking the project"))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::MissingReference {
+            entity: "run",
+            detail: format!("project {project_id} does not exist"),
+        }),
+    }
+}
+
+/// Whether the project has an active run other than `except`.
+async fn other_active_run(
+    conn: &mut AsyncPgConnection,
+    project_id: Uuid,
+    except: Option<Uuid>,
+) -> StoreResult<bool> {
+    let mut query = runs::table
+        .filter(runs::project_id.eq(project_id))
+        .filter(runs::status.eq_any(ACTIVE_RUN_STATUSES.map(RunStatus::as_str)))
+        .into_boxed();
+    if let Some(except) = except {
+        query = query.filter(runs::id.ne(except));
+    }
+    diesel::select(exists(query))
+        .get_result(conn)
+        .await
+        .map_err(db("run", "checking for an active run"))
+}
+
+fn busy_project(project_id: Uuid) -> StoreError {
+    StoreError::conflict(
+        "run",
+        format!("project {project_id} already has an active run"),
+    )
+}
+
 #[async_trait]
 impl RunRepo for DieselPgStore {
     async fn create(&self, run: &NewRun) -> StoreResult<Run> {
         const ACTION: &str = "creating run";
-        let at = now();
-        let created = Run {
-            id: Uuid::now_v7(),
-            project_id: run.project_id,
-            user_id: run.user_id,
-            status: RunStatus::Queued,
-            description: run.description.clone(),
-            autonomy: run.autonomy.clone(),
-            budget: run.budget.clone(),
-            total_tokens: 0,
-            total_cost_micros: 0,
-            llm_calls: 0,
-            current_agent: None,
-            error: None,
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            finished_at: None,
-        };
+        let created = queued_run(Uuid::now_v7(), run);
         let mut conn = self.conn(ACTION).await?;
-        diesel::insert_into(runs::table)
-            .values((
-                runs::id.eq(created.id),
-                runs::project_id.eq(created.project_id),
-                runs::user_id.eq(created.user_id),
-                runs::status.eq(created.status.as_str()),
-                runs::description.eq(&created.description),
-                runs::autonomy.eq(&created.autonomy),
-                runs::budget.eq(&created.budget),
-                runs::created_at.eq(at),
-                runs::updated_at.eq(at),
-            ))
-            .execute(&mut conn)
-            .await
-            .map_err(db("run", ACTION))?;
+        insert_run(&mut conn, &created).await?;
         Ok(created)
     }
 
@@ -181,8 +244,8 @@ impl RunRepo for DieselPgStore {
                         updated_at = $4
                      WHERE id = $1 AND status = ANY($6)
                      RETURNING id, project_id, user_id, status, description, autonomy, budget,
-                               total_tokens, total_cost_micros, llm_calls, current_agent, error,
-                               created_at, updated_at, started_at, finished_at",
+                               options, total_tokens, total_cost_micros, llm_calls, current_agent,
+                               error, created_at, updated_at, started_at, finished_at",
                 )
                 .bind::<diesel::sql_types::Uuid, _>(id)
                 .bind::<Text, _>(to.as_str())
@@ -215,6 +278,106 @@ impl RunRepo for DieselPgStore {
             })
             .await?;
         Ok(run)
+    }
+
+    async fn start(&self, id: Uuid, run: &NewRun, job: &NewJob) -> StoreResult<(Run, Job)> {
+        const ACTION: &str = "starting run";
+        validate_job(job)?;
+        let created = queued_run(id, run);
+        let mut conn = self.conn(ACTION).await?;
+        let job = conn
+            .transaction::<_, TxError, _>(async |conn| {
+                lock_project(conn, run.project_id).await?;
+                if other_active_run(conn, run.project_id, None).await? {
+                    return Err(busy_project(run.project_id).into());
+                }
+                insert_run(conn, &created).await?;
+                let enqueued = enqueue_in(conn, job).await?;
+                if enqueued.deduplicated {
+                    return Err(StoreError::conflict(
+                        "job",
+                        "an unfinished job already holds the dedupe key of the new run's job",
+                    )
+                    .into());
+                }
+                Ok(enqueued.job)
+            })
+            .await?;
+        Ok((created, job))
+    }
+
+    async fn requeue(
+        &self,
+        id: Uuid,
+        from: &[RunStatus],
+        budget: Option<&Value>,
+        job: &NewJob,
+    ) -> StoreResult<(Run, Enqueued)> {
+        const ACTION: &str = "queueing run again";
+        validate_job(job)?;
+        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut conn = self.conn(ACTION).await?;
+        let queued = conn
+            .transaction::<_, TxError, _>(async |conn| {
+                let project_id: Uuid = runs::table
+                    .find(id)
+                    .select(runs::project_id)
+                    .first(conn)
+                    .await
+                    .optional()
+                    .map_err(db("run", ACTION))?
+                    .ok_or_else(|| StoreError::not_found("run", id))?;
+                lock_project(conn, project_id).await?;
+                let mut update = diesel::update(
+                    runs::table
+                        .filter(runs::id.eq(id))
+                        .filter(runs::status.eq_any(&allowed)),
+                )
+                .set((
+                    runs::status.eq(RunStatus::Queued.as_str()),
+                    runs::error.eq(None::<String>),
+                    runs::current_agent.eq(None::<String>),
+                    runs::finished_at.eq(None::<DateTime<Utc>>),
+                    runs::updated_at.eq(now()),
+                ))
+                .returning(RunRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()
+                .map_err(db("run", ACTION))?;
+                if let (Some(row), Some(budget)) = (&mut update, budget) {
+                    *row = diesel::update(runs::table.find(id))
+                        .set(runs::budget.eq(budget))
+                        .returning(RunRow::as_returning())
+                        .get_result(conn)
+                        .await
+                        .map_err(db("run", ACTION))?;
+                }
+                let Some(row) = update else {
+                    let current: Option<String> = runs::table
+                        .find(id)
+                        .select(runs::status)
+                        .first(conn)
+                        .await
+                        .optional()
+                        .map_err(db("run", ACTION))?;
+                    return Err(match current {
+                        None => StoreError::not_found("run", id),
+                        Some(current) => StoreError::conflict(
+                            "run",
+                            format!("run {id} is {current}; cannot queue it again"),
+                        ),
+                    }
+                    .into());
+                };
+                if other_active_run(conn, project_id, Some(id)).await? {
+                    return Err(busy_project(project_id).into());
+                }
+                let enqueued = enqueue_in(conn, job).await?;
+                Ok((Run::try_from(row)?, enqueued))
+            })
+            .await?;
+        Ok(queued)
     }
 
     async fn set_current_agent(&self, id: Uuid, agent: Option<&str>) -> StoreResult<()> {

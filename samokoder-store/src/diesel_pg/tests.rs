@@ -324,6 +324,7 @@ async fn both_postgres_backends_share_one_database() {
                     description: "d".into(),
                     autonomy: "auto".into(),
                     budget: serde_json::json!({}),
+                    options: serde_json::json!({}),
                 })
                 .await
                 .unwrap();

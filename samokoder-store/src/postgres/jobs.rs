@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -51,60 +52,71 @@ fn lease_lost(job_id: Uuid, worker: &str) -> StoreError {
     }
 }
 
+/// Inserts `job` on `conn` (in the caller's transaction, if any), or returns the unfinished job
+/// holding its dedupe key. The job must be validated.
+pub(super) async fn enqueue_in(conn: &mut PgConnection, job: &NewJob) -> StoreResult<Enqueued> {
+    const ACTION: &str = "enqueueing job";
+    let run_at = job.run_at.map(truncate_micros);
+    // The insert yields to an unfinished job with the same key; that job can finish between
+    // the insert and the look-up, in which case the insert is simply tried again.
+    for _ in 0..3 {
+        let row = sqlx::query(concat!(
+            "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at,
+                               dedupe_key, created_at, updated_at)
+             VALUES ($1, $2, $3, 'queued', 0, $4, COALESCE($5, now()), $6, now(), now())
+             ON CONFLICT (dedupe_key)
+                WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
+                DO NOTHING
+             RETURNING ",
+            job_columns!()
+        ))
+        .bind(Uuid::now_v7())
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(job.max_attempts)
+        .bind(run_at)
+        .bind(&job.dedupe_key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err("job", ACTION))?;
+        if let Some(row) = row {
+            return Ok(Enqueued {
+                job: job_from_row(&row)?,
+                deduplicated: false,
+            });
+        }
+        let existing = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE dedupe_key = $1 AND status IN ('queued', 'running')"
+        ))
+        .bind(&job.dedupe_key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err("job", ACTION))?;
+        if let Some(row) = existing {
+            return Ok(Enqueued {
+                job: job_from_row(&row)?,
+                deduplicated: true,
+            });
+        }
+    }
+    Err(StoreError::conflict(
+        "job",
+        "the job with this dedupe key keeps changing state; try again",
+    ))
+}
+
 #[async_trait]
 impl JobQueue for PgStore {
     async fn enqueue(&self, job: &NewJob) -> StoreResult<Enqueued> {
-        const ACTION: &str = "enqueueing job";
         validate_job(job)?;
-        let run_at = job.run_at.map(truncate_micros);
-        // The insert yields to an unfinished job with the same key; that job can finish between
-        // the insert and the look-up, in which case the insert is simply tried again.
-        for _ in 0..3 {
-            let row = sqlx::query(concat!(
-                "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at,
-                                   dedupe_key, created_at, updated_at)
-                 VALUES ($1, $2, $3, 'queued', 0, $4, COALESCE($5, now()), $6, now(), now())
-                 ON CONFLICT (dedupe_key)
-                    WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
-                    DO NOTHING
-                 RETURNING ",
-                job_columns!()
-            ))
-            .bind(Uuid::now_v7())
-            .bind(&job.kind)
-            .bind(&job.payload)
-            .bind(job.max_attempts)
-            .bind(run_at)
-            .bind(&job.dedupe_key)
-            .fetch_optional(&self.pool)
+        let mut conn = self
+            .pool
+            .acquire()
             .await
-            .map_err(err("job", ACTION))?;
-            if let Some(row) = row {
-                return Ok(Enqueued {
-                    job: job_from_row(&row)?,
-                    deduplicated: false,
-                });
-            }
-            let existing = sqlx::query(concat!(
-                "SELECT ",
-                job_columns!(),
-                " FROM jobs WHERE dedupe_key = $1 AND status IN ('queued', 'running')"
-            ))
-            .bind(&job.dedupe_key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err("job", ACTION))?;
-            if let Some(row) = existing {
-                return Ok(Enqueued {
-                    job: job_from_row(&row)?,
-                    deduplicated: true,
-                });
-            }
-        }
-        Err(StoreError::conflict(
-            "job",
-            "the job with this dedupe key keeps changing state; try again",
-        ))
+            .map_err(err("job", "enqueueing job"))?;
+        enqueue_in(&mut conn, job).await
     }
 
     async fn claim(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
@@ -43,55 +44,62 @@ fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
     })
 }
 
+/// Inserts `job` on `conn` (inside the caller's write transaction), or returns the unfinished
+/// job holding its dedupe key. The job must be validated.
+pub(super) async fn enqueue_in(conn: &mut SqliteConnection, job: &NewJob) -> StoreResult<Enqueued> {
+    const ACTION: &str = "enqueueing job";
+    let at = now();
+    let run_at = job.run_at.map_or(at, truncate_micros);
+    let row = sqlx::query(concat!(
+        "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at,
+                           dedupe_key, created_at, updated_at)
+         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7)
+         ON CONFLICT (dedupe_key)
+            WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
+            DO NOTHING
+         RETURNING ",
+        job_columns!()
+    ))
+    .bind(Uuid::now_v7())
+    .bind(&job.kind)
+    .bind(job.payload.to_string())
+    .bind(job.max_attempts)
+    .bind(ts(run_at))
+    .bind(&job.dedupe_key)
+    .bind(ts(at))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(err("job", ACTION))?;
+    match row {
+        Some(row) => Ok(Enqueued {
+            job: job_from_row(&row)?,
+            deduplicated: false,
+        }),
+        None => {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs WHERE dedupe_key = $1 AND status IN ('queued', 'running')"
+            ))
+            .bind(&job.dedupe_key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err("job", ACTION))?;
+            Ok(Enqueued {
+                job: job_from_row(&row)?,
+                deduplicated: true,
+            })
+        }
+    }
+}
+
 #[async_trait]
 impl JobQueue for SqliteStore {
     async fn enqueue(&self, job: &NewJob) -> StoreResult<Enqueued> {
         const ACTION: &str = "enqueueing job";
         validate_job(job)?;
-        let at = now();
-        let run_at = job.run_at.map_or(at, truncate_micros);
         let mut tx = self.begin_write(ACTION).await?;
-        let row = sqlx::query(concat!(
-            "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at,
-                               dedupe_key, created_at, updated_at)
-             VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7)
-             ON CONFLICT (dedupe_key)
-                WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
-                DO NOTHING
-             RETURNING ",
-            job_columns!()
-        ))
-        .bind(Uuid::now_v7())
-        .bind(&job.kind)
-        .bind(job.payload.to_string())
-        .bind(job.max_attempts)
-        .bind(ts(run_at))
-        .bind(&job.dedupe_key)
-        .bind(ts(at))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err("job", ACTION))?;
-        let enqueued = match row {
-            Some(row) => Enqueued {
-                job: job_from_row(&row)?,
-                deduplicated: false,
-            },
-            None => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs WHERE dedupe_key = $1 AND status IN ('queued', 'running')"
-                ))
-                .bind(&job.dedupe_key)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err("job", ACTION))?;
-                Enqueued {
-                    job: job_from_row(&row)?,
-                    deduplicated: true,
-                }
-            }
-        };
+        let enqueued = enqueue_in(&mut tx, job).await?;
         commit(tx, ACTION).await?;
         Ok(enqueued)
     }

@@ -2,18 +2,21 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::content::counts_from_row;
+use super::jobs::enqueue_in;
 use super::{RowExt, SqliteStore, commit, err, ts};
+use crate::common::validate_job;
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
 use crate::repo::{CommandLogRepo, EventRepo, LlmLogRepo, QuestionRepo, RunRepo};
 
 macro_rules! run_columns {
     () => {
-        "id, project_id, user_id, status, description, autonomy, budget, total_tokens,
+        "id, project_id, user_id, status, description, autonomy, budget, options, total_tokens,
          total_cost_micros, llm_calls, current_agent, error, created_at, updated_at, started_at,
          finished_at"
     };
@@ -28,6 +31,7 @@ fn run_from_row(row: &SqliteRow) -> StoreResult<Run> {
         description: row.col("description")?,
         autonomy: row.col("autonomy")?,
         budget: row.json("budget")?,
+        options: row.json("options")?,
         total_tokens: row.col("total_tokens")?,
         total_cost_micros: row.col("total_cost_micros")?,
         llm_calls: row.col("llm_calls")?,
@@ -40,44 +44,84 @@ fn run_from_row(row: &SqliteRow) -> StoreResult<Run> {
     })
 }
 
+/// The row a new run gets: queued, nothing used yet.
+fn queued_run(id: Uuid, run: &NewRun) -> Run {
+    let at = now();
+    Run {
+        id,
+        project_id: run.project_id,
+        user_id: run.user_id,
+        status: RunStatus::Queued,
+        description: run.description.clone(),
+        autonomy: run.autonomy.clone(),
+        budget: run.budget.clone(),
+        options: run.options.clone(),
+        total_tokens: 0,
+        total_cost_micros: 0,
+        llm_calls: 0,
+        current_agent: None,
+        error: None,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+async fn insert_run<'c, E>(executor: E, run: &Run) -> StoreResult<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO runs (id, project_id, user_id, status, description, autonomy, budget,
+                           options, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(run.id)
+    .bind(run.project_id)
+    .bind(run.user_id)
+    .bind(run.status.as_str())
+    .bind(&run.description)
+    .bind(&run.autonomy)
+    .bind(run.budget.to_string())
+    .bind(run.options.to_string())
+    .bind(ts(run.created_at))
+    .execute(executor)
+    .await
+    .map_err(err("run", "creating run"))?;
+    Ok(())
+}
+
+/// Whether the project has an active run other than `except`.
+async fn other_active_run(
+    conn: &mut SqliteConnection,
+    project_id: Uuid,
+    except: Option<Uuid>,
+) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM runs
+                        WHERE project_id = $1 AND ($2 IS NULL OR id <> $2)
+                          AND status IN ('queued', 'running', 'waiting_for_human'))",
+    )
+    .bind(project_id)
+    .bind(except)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err("run", "checking for an active run"))
+}
+
+fn busy_project(project_id: Uuid) -> StoreError {
+    StoreError::conflict(
+        "run",
+        format!("project {project_id} already has an active run"),
+    )
+}
+
 #[async_trait]
 impl RunRepo for SqliteStore {
     async fn create(&self, run: &NewRun) -> StoreResult<Run> {
-        let at = now();
-        let created = Run {
-            id: Uuid::now_v7(),
-            project_id: run.project_id,
-            user_id: run.user_id,
-            status: RunStatus::Queued,
-            description: run.description.clone(),
-            autonomy: run.autonomy.clone(),
-            budget: run.budget.clone(),
-            total_tokens: 0,
-            total_cost_micros: 0,
-            llm_calls: 0,
-            current_agent: None,
-            error: None,
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            finished_at: None,
-        };
-        sqlx::query(
-            "INSERT INTO runs (id, project_id, user_id, status, description, autonomy, budget,
-                               created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(created.id)
-        .bind(created.project_id)
-        .bind(created.user_id)
-        .bind(created.status.as_str())
-        .bind(&created.description)
-        .bind(&created.autonomy)
-        .bind(created.budget.to_string())
-        .bind(ts(at))
-        .execute(&self.writer)
-        .await
-        .map_err(err("run", "creating run"))?;
+        let created = queued_run(Uuid::now_v7(), run);
+        insert_run(&self.writer, &created).await?;
         Ok(created)
     }
 
@@ -173,6 +217,79 @@ impl RunRepo for SqliteStore {
                 format!("run {id} is {current}; cannot move it to {to}"),
             )),
         }
+    }
+
+    async fn start(&self, id: Uuid, run: &NewRun, job: &NewJob) -> StoreResult<(Run, Job)> {
+        const ACTION: &str = "starting run";
+        validate_job(job)?;
+        let created = queued_run(id, run);
+        // The write lock is held from the first statement, so the check and the inserts are
+        // one step for every other writer.
+        let mut tx = self.begin_write(ACTION).await?;
+        if other_active_run(&mut tx, run.project_id, None).await? {
+            return Err(busy_project(run.project_id));
+        }
+        insert_run(&mut *tx, &created).await?;
+        let enqueued = enqueue_in(&mut tx, job).await?;
+        if enqueued.deduplicated {
+            return Err(StoreError::conflict(
+                "job",
+                "an unfinished job already holds the dedupe key of the new run's job",
+            ));
+        }
+        commit(tx, ACTION).await?;
+        Ok((created, enqueued.job))
+    }
+
+    async fn requeue(
+        &self,
+        id: Uuid,
+        from: &[RunStatus],
+        budget: Option<&Value>,
+        job: &NewJob,
+    ) -> StoreResult<(Run, Enqueued)> {
+        const ACTION: &str = "queueing run again";
+        validate_job(job)?;
+        let allowed = serde_json::to_string(&from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+            .expect("a list of strings serialises");
+        let mut tx = self.begin_write(ACTION).await?;
+        let row = sqlx::query(concat!(
+            "UPDATE runs SET
+                status = 'queued', error = NULL, current_agent = NULL, finished_at = NULL,
+                budget = COALESCE($2, budget), updated_at = $3
+             WHERE id = $1 AND status IN (SELECT value FROM json_each($4))
+             RETURNING ",
+            run_columns!()
+        ))
+        .bind(id)
+        .bind(budget.map(Value::to_string))
+        .bind(ts(now()))
+        .bind(allowed)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err("run", ACTION))?;
+        let Some(row) = row else {
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err("run", ACTION))?;
+            return Err(match current {
+                None => StoreError::not_found("run", id),
+                Some(current) => StoreError::conflict(
+                    "run",
+                    format!("run {id} is {current}; cannot queue it again"),
+                ),
+            });
+        };
+        let run = run_from_row(&row)?;
+        if other_active_run(&mut tx, run.project_id, Some(run.id)).await? {
+            return Err(busy_project(run.project_id));
+        }
+        let enqueued = enqueue_in(&mut tx, job).await?;
+        commit(tx, ACTION).await?;
+        Ok((run, enqueued))
     }
 
     async fn set_current_agent(&self, id: Uuid, agent: Option<&str>) -> StoreResult<()> {

@@ -36,6 +36,7 @@ impl OverStore {
                 description: description.into(),
                 autonomy: autonomy.as_str().into(),
                 budget: serde_json::to_value(budget).unwrap(),
+                options: serde_json::json!({}),
             })
             .await
             .expect("create run");

@@ -42,6 +42,7 @@ pub async fn run(store: &Store) -> (User, Project, Run) {
             description: "a todo app".into(),
             autonomy: "ask".into(),
             budget: json!({"max_cost_micros": 5_000_000}),
+            options: json!({}),
         })
         .await
         .expect("create run");

@@ -66,6 +66,9 @@ macro_rules! for_each_case {
                 concurrent_answers_have_one_winner,
                 llm_log_replay_lookup,
                 command_log_caps_output,
+                start_writes_run_and_job_one_active_per_project,
+                concurrent_starts_have_one_winner,
+                requeue_moves_status_budget_and_job,
             },
             states {
                 append_chain_and_materialise,

@@ -117,6 +117,7 @@ pub async fn run_lifecycle(ctx: Ctx) {
             description: "add login".into(),
             autonomy: "auto".into(),
             budget: json!({}),
+            options: json!({}),
         })
         .await
         .unwrap();
@@ -157,6 +158,7 @@ pub async fn run_not_found_and_fk(ctx: Ctx) {
                 description: "x".into(),
                 autonomy: "ask".into(),
                 budget: json!({}),
+                options: json!({}),
             })
             .await,
         StoreError::MissingReference { .. }
@@ -506,5 +508,224 @@ pub async fn command_log_caps_output(ctx: Ctx) {
             })
             .await,
         StoreError::MissingReference { .. }
+    );
+}
+
+fn run_job(id: Uuid) -> NewJob {
+    NewJob {
+        dedupe_key: Some(format!("run:{id}")),
+        ..NewJob::new("generation_run", json!({"run_id": id}))
+    }
+}
+
+fn new_run(user: &User, project: &Project) -> NewRun {
+    NewRun {
+        project_id: project.id,
+        user_id: user.id,
+        description: "a todo app".into(),
+        autonomy: "auto".into(),
+        budget: json!({"calls": 5}),
+        options: json!({"template": "node-api"}),
+    }
+}
+
+pub async fn start_writes_run_and_job_one_active_per_project(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = fixtures::user(store).await;
+    let project = fixtures::project(store, user.id, "app").await;
+    let id = Uuid::now_v7();
+    let (run, job) = store
+        .runs
+        .start(id, &new_run(&user, &project), &run_job(id))
+        .await
+        .unwrap();
+    assert_eq!(run.id, id);
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(run.options, json!({"template": "node-api"}));
+    assert_eq!(store.runs.get(id).await.unwrap(), run, "options round-trip");
+    assert_eq!(job.payload, json!({"run_id": id}));
+    assert_eq!(
+        store.jobs.get(job.id).await.unwrap().status,
+        JobStatus::Queued
+    );
+
+    // A second start on the project is refused while the first is active, and writes nothing.
+    let second = Uuid::now_v7();
+    assert_err!(
+        store
+            .runs
+            .start(second, &new_run(&user, &project), &run_job(second))
+            .await,
+        StoreError::Conflict { .. }
+    );
+    assert_err!(store.runs.get(second).await, StoreError::NotFound { .. });
+    assert_eq!(store.jobs.stats().await.unwrap().ready, 1, "no second job");
+
+    // Other projects are not blocked; a finished run frees its project.
+    let other = fixtures::project(store, user.id, "other").await;
+    let third = Uuid::now_v7();
+    store
+        .runs
+        .start(third, &new_run(&user, &other), &run_job(third))
+        .await
+        .unwrap();
+    store
+        .runs
+        .transition(id, &[RunStatus::Queued], RunStatus::Cancelled, None)
+        .await
+        .unwrap();
+    store
+        .runs
+        .start(second, &new_run(&user, &project), &run_job(second))
+        .await
+        .unwrap();
+
+    let missing = NewRun {
+        project_id: Uuid::now_v7(),
+        ..new_run(&user, &project)
+    };
+    let fourth = Uuid::now_v7();
+    assert_err!(
+        store.runs.start(fourth, &missing, &run_job(fourth)).await,
+        StoreError::MissingReference { .. }
+    );
+}
+
+pub async fn concurrent_starts_have_one_winner(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = fixtures::user(store).await;
+    let project = fixtures::project(store, user.id, "app").await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let store = store.clone();
+        let run = new_run(&user, &project);
+        tasks.push(tokio::spawn(async move {
+            let id = Uuid::now_v7();
+            store.runs.start(id, &run, &run_job(id)).await
+        }));
+    }
+    let mut started = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => started += 1,
+            Err(StoreError::Conflict { .. }) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(started, 1);
+    assert_eq!(
+        store
+            .runs
+            .list_for_project(project.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn requeue_moves_status_budget_and_job(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = fixtures::user(store).await;
+    let project = fixtures::project(store, user.id, "app").await;
+    let id = Uuid::now_v7();
+    let (_, first_job) = store
+        .runs
+        .start(id, &new_run(&user, &project), &run_job(id))
+        .await
+        .unwrap();
+    // While the first job is unfinished, queueing again returns it.
+    let (run, again) = store
+        .runs
+        .requeue(id, &[RunStatus::Queued], None, &run_job(id))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Queued);
+    assert!(again.deduplicated);
+    assert_eq!(again.job.id, first_job.id);
+
+    let claimed = store
+        .jobs
+        .claim(
+            "w1",
+            &["generation_run"],
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store.jobs.complete(claimed.id, "w1").await.unwrap();
+    store
+        .runs
+        .transition(id, &[RunStatus::Queued], RunStatus::Running, None)
+        .await
+        .unwrap();
+    let stopped = store
+        .runs
+        .transition(
+            id,
+            &[RunStatus::Running],
+            RunStatus::BudgetExhausted,
+            Some("calls budget exhausted"),
+        )
+        .await
+        .unwrap();
+    assert!(stopped.finished_at.is_some());
+
+    assert_err!(
+        store
+            .runs
+            .requeue(id, &[RunStatus::WaitingForHuman], None, &run_job(id))
+            .await,
+        StoreError::Conflict { .. }
+    );
+    let (resumed, job) = store
+        .runs
+        .requeue(
+            id,
+            &[RunStatus::BudgetExhausted],
+            Some(&json!({"calls": 50})),
+            &run_job(id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, RunStatus::Queued);
+    assert_eq!(resumed.budget, json!({"calls": 50}));
+    assert_eq!(resumed.error, None);
+    assert_eq!(resumed.finished_at, None);
+    assert_eq!(resumed.options, json!({"template": "node-api"}), "kept");
+    assert!(!job.deduplicated, "the old job finished: a new one");
+    assert_ne!(job.job.id, first_job.id);
+
+    // Another active run on the project blocks re-queueing a stopped one.
+    store
+        .runs
+        .transition(id, &[RunStatus::Queued], RunStatus::BudgetExhausted, None)
+        .await
+        .unwrap();
+    let other = Uuid::now_v7();
+    store
+        .runs
+        .start(other, &new_run(&user, &project), &run_job(other))
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .runs
+            .requeue(id, &[RunStatus::BudgetExhausted], None, &run_job(id))
+            .await,
+        StoreError::Conflict { .. }
+    );
+    assert_eq!(
+        store.runs.get(id).await.unwrap().status,
+        RunStatus::BudgetExhausted,
+        "nothing changed"
+    );
+    assert_err!(
+        store
+            .runs
+            .requeue(Uuid::now_v7(), &[RunStatus::Queued], None, &run_job(id))
+            .await,
+        StoreError::NotFound { .. }
     );
 }

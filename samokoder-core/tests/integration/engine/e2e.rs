@@ -1,7 +1,7 @@
 //! From a description to a tested app on the `node-api` template.
 
 use samokoder_core::state::{
-    Autonomy, EngineEvent, Phase, RunOutcome, RunState, RunStatus, RunStore,
+    Autonomy, EngineEvent, Phase, RunOptions, RunOutcome, RunState, RunStatus, RunStore,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -177,4 +177,61 @@ async fn any_checkpoint_can_be_rolled_back_to_and_materialised() {
             content
         );
     }
+}
+
+#[tokio::test]
+async fn a_template_named_at_the_start_is_the_only_one_the_architect_sees() {
+    let h = Harness::new(Script::default()).await;
+    let run = h.store.create_run(
+        super::support::DESCRIPTION,
+        Autonomy::Auto,
+        // Questions, spec, architecture: stop before planning.
+        samokoder_core::llm::BudgetLimits::unlimited().with_calls(3),
+    );
+    h.store.set_options(
+        run.id,
+        RunOptions {
+            template: Some("node-api".into()),
+            ..RunOptions::default()
+        },
+    );
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::BudgetExhausted { .. }),
+        "{outcome:?}"
+    );
+    let architect = h
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.messages()[0].1.starts_with("You are the architect"))
+        .expect("the architect was asked");
+    let prompt = architect.all_text();
+    assert!(prompt.contains("`node-api`"), "{prompt}");
+    assert!(!prompt.contains("`python-service`"), "{prompt}");
+    assert!(h.files(run.project_id).await.contains_key("package.json"));
+
+    // A template that does not exist fails the run at the architecture step.
+    let h = Harness::new(Script::default()).await;
+    let run = h.run(Autonomy::Auto);
+    h.store.set_options(
+        run.id,
+        RunOptions {
+            template: Some("cobol-api".into()),
+            ..RunOptions::default()
+        },
+    );
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    let RunOutcome::Failed { reason } = outcome else {
+        panic!("expected a failure, got {outcome:?}");
+    };
+    assert!(reason.contains("cobol-api"), "{reason}");
 }
