@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, DevSecretsOutcome};
+use crate::generation::worker::WorkerPool;
 use crate::routes::{self, Api};
 use crate::state::{AppState, StateError};
 
@@ -92,8 +93,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGINT or SIGTERM, then stops accepting, lets open requests finish for up
-    /// to `limits.shutdown_grace_secs`, and returns.
+    /// Serves (with `workers.concurrency` in-process workers driving runs) until SIGINT or
+    /// SIGTERM, then stops accepting, ends event streams, lets open requests finish for up to
+    /// `limits.shutdown_grace_secs`, releases the runs being driven for other workers, stops
+    /// previews, and returns.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
@@ -113,9 +116,16 @@ impl Application {
             env = %self.state.config().env,
             "listening"
         );
+        let workers = WorkerPool::start(&self.state, self.state.config().workers.concurrency);
+        if !workers.is_empty() {
+            tracing::info!(workers = workers.len(), "workers started");
+        }
+        let generation = self.state.generation().clone();
         let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+            // Event streams and sockets end, so their connections do not hold shutdown.
+            generation.shutdown_signal().cancel();
             let _ = started_tx.send(());
         });
         // Open connections (a streaming response, a stuck client) must not hold shutdown
@@ -126,13 +136,18 @@ impl Application {
                 Err(_) => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = serve => result,
             () = deadline => {
                 tracing::warn!("grace period over; closing the remaining connections");
                 Ok(())
             }
-        }
+        };
+        // Runs being driven are released for other workers to resume; previews stop.
+        self.state.generation().shutdown_signal().cancel();
+        workers.shutdown(grace).await;
+        self.state.generation().previews().stop_all().await;
+        result
     }
 
     /// Serves in a background task until [`RunningServer::shutdown`], for tests and tools.
@@ -148,6 +163,19 @@ impl Application {
             task,
         }
     }
+}
+
+/// Runs `concurrency` workers on `state` without serving HTTP (`samokoder-server worker`),
+/// until SIGINT or SIGTERM; then releases the runs being driven (another worker resumes them
+/// from their last checkpoint) within `limits.shutdown_grace_secs`.
+pub async fn work_until_stopped(state: AppState, concurrency: usize) {
+    let workers = WorkerPool::start(&state, concurrency);
+    tracing::info!(workers = workers.len(), "worker process started");
+    shutdown_signal().await;
+    tracing::info!("stopping the workers");
+    state.generation().shutdown_signal().cancel();
+    let grace = Duration::from_secs(state.config().limits.shutdown_grace_secs);
+    workers.shutdown(grace).await;
 }
 
 /// A server serving in the background (see [`Application::spawn`]).

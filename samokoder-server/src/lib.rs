@@ -10,9 +10,10 @@
 //! `database_url` and migrated at start-up unless the embedder passes its own), the
 //! authentication services ([`security::AuthServices`]: token issuer, password hasher, refresh
 //! sessions, lockout, secret box, cookies), the LLM layer ([`LlmServices`]: provider registry
-//! and the model [`catalog`]), metrics, the rate limiter and the readiness checks. Routes live in
-//! `routes/<resource>.rs`; the plans and their quotas in [`quota`]; the audit log in [`audit`];
-//! account administration in [`admin`].
+//! and the model [`catalog`]), the generation engine with its previews ([`generation`]), metrics,
+//! the rate limiter and the readiness checks. Routes live in `routes/<resource>.rs`; the plans
+//! and their quotas in [`quota`]; the audit log in [`audit`]; account administration in
+//! [`admin`]; the workers that drive runs in [`generation::worker`].
 //!
 //! ## Embedding
 //!
@@ -38,9 +39,11 @@
 //! ```
 //!
 //! What the embedder does not get from the router, and [`Application`] (the binary) adds:
-//! binding the configured address, connection info, graceful shutdown on SIGINT/SIGTERM with
-//! a grace period, configuration validation and development-secret generation, and the
-//! global log subscriber ([`observability::logging::init`]).
+//! binding the configured address, connection info, the in-process workers that drive runs
+//! (`workers.concurrency`; an embedder starts them with [`generation::worker::WorkerPool`]),
+//! graceful shutdown on SIGINT/SIGTERM with a grace period, configuration validation and
+//! development-secret generation, and the global log subscriber
+//! ([`observability::logging::init`]).
 
 pub mod admin;
 pub mod app;
@@ -50,6 +53,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod extract;
+pub mod generation;
 pub mod middleware;
 pub mod observability;
 pub mod openapi;
@@ -61,7 +65,7 @@ pub mod security;
 pub mod state;
 pub mod validation;
 
-pub use app::{Application, RunningServer, StartupError};
+pub use app::{Application, RunningServer, StartupError, work_until_stopped};
 pub use config::{Config, ConfigError, Environment, Secrets};
 pub use error::ApiError;
 pub use rate_limit::{RateLimitKey, RateLimitKeyResolver, RouteClass};

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use samokoder_core::api::Tier;
 use samokoder_server::config::CONFIG_FILE_VAR;
-use samokoder_server::{Application, Config};
+use samokoder_server::{AppState, Application, Config};
 
 /// Samokoder's reference server: the HTTP API that turns app descriptions into codebases.
 ///
@@ -30,6 +30,16 @@ struct Cli {
 enum Command {
     /// Serve the API (the default). Stops gracefully on SIGINT or SIGTERM.
     Serve,
+    /// Drive generation runs from the shared database, without serving HTTP.
+    ///
+    /// Start as many worker processes as you like on machines that reach the same PostgreSQL
+    /// database: each claims runs from the queue with a lease; a worker that dies loses its
+    /// lease and another one resumes its run from the last checkpoint.
+    Worker {
+        /// Runs driven at once (default: SAMOKODER_WORKERS__CONCURRENCY, at least 1).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
     /// Apply pending database migrations and exit.
     ///
     /// Migrates SAMOKODER_DATABASE_URL, or the SQLite file in the data directory. Safe to run
@@ -88,6 +98,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
+        Command::Worker { concurrency } => worker(cli.config, concurrency),
         Command::Migrate => migrate(cli.config),
         Command::Admin { command } => admin(cli.config, command),
         Command::Openapi => print_openapi(),
@@ -304,6 +315,52 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    })
+}
+
+fn worker(config_file: Option<PathBuf>, concurrency: Option<usize>) -> ExitCode {
+    let vars = environment(config_file);
+    let config = match Config::load_from(vars) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("samokoder-server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = samokoder_server::observability::logging::init(&config) {
+        eprintln!("samokoder-server: {error}");
+        return ExitCode::FAILURE;
+    }
+    match config.validate() {
+        Ok(warnings) => {
+            for warning in warnings {
+                tracing::warn!(setting = %warning.setting, "configuration: {}", warning.message);
+            }
+        }
+        Err(error) => {
+            tracing::error!("cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let concurrency = concurrency.unwrap_or(config.workers.concurrency).max(1);
+    run_async(async move {
+        let secrets = match config.resolve_secrets() {
+            Ok((secrets, _)) => secrets,
+            Err(error) => {
+                tracing::error!("cannot start: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let state = match AppState::builder(config, secrets).build().await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::error!("cannot start: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        samokoder_server::work_until_stopped(state.clone(), concurrency).await;
+        state.store().close().await;
+        ExitCode::SUCCESS
     })
 }
 

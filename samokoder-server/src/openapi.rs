@@ -5,6 +5,7 @@
 //! The document is committed as `samokoder-server/openapi.json`; a test fails when it drifts.
 //! Regenerate with `cargo run -p samokoder-server -- openapi > samokoder-server/openapi.json`.
 
+use samokoder_core::api::events::{RunEvent, WsClientFrame, WsServerFrame};
 use samokoder_core::api::{ErrorBody, FieldError};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
@@ -31,11 +32,16 @@ pub const COOKIE_SCHEME: &str = "cookie";
             `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    components(schemas(ErrorBody, FieldError)),
+    // The event and frame shapes travel inside SSE and WebSocket messages, which no response
+    // schema references: listed so clients find them.
+    components(schemas(ErrorBody, FieldError, RunEvent, WsServerFrame, WsClientFrame)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics for operators"),
+        (name = "runs", description = "Generation runs: start, follow (SSE, WebSocket), answer, cancel, resume"),
+        (name = "files", description = "Generated files, their history, rollback and export"),
+        (name = "preview", description = "Running the generated app in the sandbox"),
     )
 )]
 struct BaseDoc;
@@ -169,6 +175,20 @@ pub(crate) fn finish(doc: &mut Document) {
         components
             .responses
             .insert(common.name.to_owned(), RefOr::T(response.build()));
+    }
+    // axum's catch-all segments (`{*path}`) are plain parameters in OpenAPI (which has no
+    // wildcard): the parameter's description says it may contain `/`.
+    let wildcard: Vec<String> = doc
+        .paths
+        .paths
+        .keys()
+        .filter(|path| path.contains("{*"))
+        .cloned()
+        .collect();
+    for path in wildcard {
+        if let Some(item) = doc.paths.paths.remove(&path) {
+            doc.paths.paths.insert(path.replace("{*", "{"), item);
+        }
     }
     for (path, item) in &mut doc.paths.paths {
         let limited = path.starts_with("/v1");

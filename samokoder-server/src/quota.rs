@@ -32,6 +32,30 @@ pub struct Plan {
     pub features: TierFeatures,
     /// Advertised request rates (informational).
     pub rate_limits: TierRateLimits,
+    /// The most budget one generation run may be given.
+    pub max_run_budget: RunBudgetCaps,
+}
+
+/// The largest budget limits one run of a plan may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunBudgetCaps {
+    /// Prompt plus completion tokens.
+    pub tokens: u64,
+    /// Cost in micro-dollars.
+    pub cost_micros: u64,
+    /// LLM requests.
+    pub llm_calls: u64,
+    /// Wall time in seconds.
+    pub wall_time_secs: u64,
+}
+
+const fn run_caps(tokens: u64, dollars: u64, llm_calls: u64, hours: u64) -> RunBudgetCaps {
+    RunBudgetCaps {
+        tokens,
+        cost_micros: dollars * 1_000_000,
+        llm_calls,
+        wall_time_secs: hours * 3600,
+    }
 }
 
 const fn features(deploy: bool, templates: bool, team: bool, branding: bool) -> TierFeatures {
@@ -70,6 +94,7 @@ pub const PLANS: [Plan; 4] = [
         },
         features: features(false, false, false, false),
         rate_limits: rates(30, 1_000, 10_000),
+        max_run_budget: run_caps(2_000_000, 5, 500, 1),
     },
     Plan {
         tier: Tier::Starter,
@@ -84,6 +109,7 @@ pub const PLANS: [Plan; 4] = [
         },
         features: features(true, true, false, false),
         rate_limits: rates(100, 5_000, 50_000),
+        max_run_budget: run_caps(10_000_000, 25, 2_000, 4),
     },
     Plan {
         tier: Tier::Pro,
@@ -98,6 +124,7 @@ pub const PLANS: [Plan; 4] = [
         },
         features: features(true, true, true, false),
         rate_limits: rates(200, 10_000, 100_000),
+        max_run_budget: run_caps(50_000_000, 100, 10_000, 12),
     },
     Plan {
         tier: Tier::Team,
@@ -112,6 +139,7 @@ pub const PLANS: [Plan; 4] = [
         },
         features: features(true, true, true, true),
         rate_limits: rates(500, 20_000, 200_000),
+        max_run_budget: run_caps(200_000_000, 500, 50_000, 24),
     },
 ];
 

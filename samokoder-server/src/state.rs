@@ -9,11 +9,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use samokoder_auth::AuthError;
 use samokoder_auth::extract::AuthState;
 use samokoder_core::llm::{LlmError, LlmRegistry};
+use samokoder_core::runner::RunnerError;
 use samokoder_store::{Store, StoreError};
 
 use crate::catalog::Catalog;
 use crate::config::{Config, Secrets};
 use crate::database::{self, DatabaseCheck, PoolProbe, QueueCheck, QueueProbe};
+use crate::generation::Generation;
 use crate::observability::metrics::{self, Metrics, ScrapeProbe};
 use crate::rate_limit::{RateLimitKeyResolver, RateLimiter, RedisError};
 use crate::readiness::{Readiness, ReadinessCheck, RedisCheck};
@@ -38,6 +40,7 @@ struct Inner {
     metrics: Metrics,
     rate_limiter: RateLimiter,
     readiness: Readiness,
+    generation: Generation,
     started_at: Instant,
 }
 
@@ -130,6 +133,11 @@ impl AppState {
         &self.inner.readiness
     }
 
+    /// The engine, its workers' cancellation tokens, previews and WebSocket tokens.
+    pub fn generation(&self) -> &Generation {
+        &self.inner.generation
+    }
+
     /// How long this state (so, the server) has existed.
     pub fn uptime(&self) -> Duration {
         self.inner.started_at.elapsed()
@@ -157,6 +165,9 @@ pub enum StateError {
     /// The `llm` settings are unusable.
     #[error("llm: {0}")]
     Llm(#[from] LlmError),
+    /// The sandboxed runner cannot be used (bubblewrap is required and does not work here).
+    #[error("runner: {0}")]
+    Runner(#[from] RunnerError),
 }
 
 /// Assembles an [`AppState`]; the place where embedders plug in their parts.
@@ -229,8 +240,11 @@ impl AppStateBuilder {
         let allowed_base_url_hosts = Arc::new(llm_config.allowed_base_url_hosts.clone());
         let registry = LlmRegistry::new(llm_config.clone())?;
         let catalog = Arc::new(Catalog::new(&llm_config, &registry.prices()));
+        let registry = Arc::new(registry);
+        let generation =
+            Generation::new(&config, &store, registry.clone(), auth.secret_box.clone())?;
         let llm = LlmServices {
-            registry: Arc::new(registry),
+            registry,
             catalog,
             allowed_base_url_hosts,
         };
@@ -275,6 +289,7 @@ impl AppStateBuilder {
                 store,
                 auth,
                 llm,
+                generation,
                 config,
                 started_at: Instant::now(),
             }),

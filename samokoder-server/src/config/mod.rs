@@ -17,6 +17,7 @@
 //! passwords, and serializing a `Config` (what `samokoder-server config` prints) redacts both.
 
 mod env;
+mod generation;
 mod secrets;
 mod sections;
 mod serde_util;
@@ -34,6 +35,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use self::env::ENV_PREFIX;
+pub use self::generation::{
+    BudgetDefaults, PreviewConfig, RunnerSettings, RunsConfig, SandboxMode, WorkersConfig,
+};
 pub use self::secrets::{DevSecretsOutcome, KeyedSecret, Secrets};
 pub use self::sections::{
     AuthConfig, CookieSettings, DatabaseConfig, LlmSettings, LockoutConfig, PasswordHashConfig,
@@ -123,6 +127,14 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The LLM providers, routes and prices (`SAMOKODER_LLM__<PROVIDER>__API_KEY`, ...).
     pub llm: LlmSettings,
+    /// The workers that drive generation runs.
+    pub workers: WorkersConfig,
+    /// Run defaults and event streaming.
+    pub runs: RunsConfig,
+    /// The sandbox generated code runs in.
+    pub runner: RunnerSettings,
+    /// Previews of generated apps.
+    pub preview: PreviewConfig,
 }
 
 impl Default for Config {
@@ -143,6 +155,10 @@ impl Default for Config {
             health: HealthConfig::default(),
             auth: AuthConfig::default(),
             llm: LlmSettings::default(),
+            workers: WorkersConfig::default(),
+            runs: RunsConfig::default(),
+            runner: RunnerSettings::default(),
+            preview: PreviewConfig::default(),
         }
     }
 }
@@ -439,6 +455,23 @@ impl Config {
             LogFormat::Json
         } else {
             LogFormat::Compact
+        })
+    }
+
+    /// Where runs materialise their files: `runs.workdir`, or `<data_dir>/work`.
+    pub fn run_workdir(&self) -> PathBuf {
+        self.runs
+            .workdir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("work"))
+    }
+
+    /// The sandbox mode in effect, with the environment's default applied.
+    pub fn sandbox_mode(&self) -> SandboxMode {
+        self.runner.sandbox.unwrap_or(if self.env.is_production() {
+            SandboxMode::Require
+        } else {
+            SandboxMode::Auto
         })
     }
 

@@ -295,12 +295,31 @@ fn check_limits(config: &Config, problems: &mut Vec<Problem>) {
             ));
         }
     }
+    if config.workers.lease_secs < 3 {
+        // A worker renews its lease every third of it, so a shorter lease would need
+        // heartbeats more often than once a second.
+        problems.push(Problem::new("workers.lease_secs", "must be at least 3"));
+    }
     let limits = &config.limits;
     for (setting, value) in [
         ("limits.auth_body_bytes", limits.auth_body_bytes as u64),
         ("limits.body_bytes", limits.body_bytes as u64),
         ("limits.request_timeout_secs", limits.request_timeout_secs),
         ("health.check_timeout_ms", config.health.check_timeout_ms),
+        (
+            "workers.max_attempts",
+            u64::from(config.workers.max_attempts),
+        ),
+        ("runs.max_steps", config.runs.max_steps),
+        ("preview.max_per_user", config.preview.max_per_user as u64),
+        (
+            "preview.idle_timeout_secs",
+            config.preview.idle_timeout_secs,
+        ),
+        (
+            "preview.max_lifetime_secs",
+            config.preview.max_lifetime_secs,
+        ),
     ] {
         if value == 0 {
             problems.push(Problem::new(setting, "must be at least 1"));

@@ -51,6 +51,33 @@ pub const DB_QUERY_DURATION_SECONDS: &str = "db_query_duration_seconds";
 pub const JOB_QUEUE_DEPTH: &str = "job_queue_depth";
 /// Scrape probes that failed or timed out, by `probe`.
 pub const SCRAPE_PROBE_ERRORS_TOTAL: &str = "scrape_probe_errors_total";
+/// Generation runs started (created through the API).
+pub const RUNS_STARTED_TOTAL: &str = "runs_started_total";
+/// Worker turns on runs that ended, by `outcome` (`completed`, `failed`, `cancelled`,
+/// `budget_exhausted`, `waiting_for_human`, `step_cap_reached`, `error`).
+pub const RUNS_FINISHED_TOTAL: &str = "runs_finished_total";
+/// Runs this process's workers are driving now.
+pub const RUNS_ACTIVE: &str = "runs_active";
+/// LLM tokens used by runs, by `provider` and `kind` (`prompt`, `completion`).
+pub const LLM_TOKENS_TOTAL: &str = "llm_tokens_total";
+/// LLM cost of runs in micro-dollars, by `provider`.
+pub const LLM_COST_MICROS_TOTAL: &str = "llm_cost_micros_total";
+/// Clients following run events now, by `transport` (`sse`, `websocket`).
+pub const EVENT_SUBSCRIBERS: &str = "event_subscribers";
+
+/// How a worker's turn on a run ended, as [`RUNS_FINISHED_TOTAL`] labels it.
+pub const RUN_OUTCOMES: [&str; 7] = [
+    "completed",
+    "failed",
+    "cancelled",
+    "budget_exhausted",
+    "waiting_for_human",
+    "step_cap_reached",
+    "error",
+];
+
+/// The transports of run events, as [`EVENT_SUBSCRIBERS`] labels them.
+pub const EVENT_TRANSPORTS: [&str; 2] = ["sse", "websocket"];
 
 /// Upper bounds of the request-duration buckets, in seconds.
 const HTTP_BUCKETS: &[f64] = &[
@@ -131,6 +158,37 @@ pub(crate) fn record_rate_limit_backend_error() {
 
 pub(crate) fn record_rate_limit_fallback() {
     metrics::counter!(RATE_LIMIT_FALLBACK_TOTAL).increment(1);
+}
+
+/// Counts a run started through the API.
+pub fn record_run_started() {
+    metrics::counter!(RUNS_STARTED_TOTAL).increment(1);
+}
+
+/// Counts a worker's turn on a run that ended with `outcome` (one of [`RUN_OUTCOMES`]).
+pub fn record_run_finished(outcome: &'static str) {
+    metrics::counter!(RUNS_FINISHED_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// Moves the gauge of runs being driven by `delta` (1 when a drive starts, -1 when it ends).
+pub fn add_active_runs(delta: f64) {
+    metrics::gauge!(RUNS_ACTIVE).increment(delta);
+}
+
+/// Counts one LLM request's usage. `provider` is a provider name of the deployment or of the
+/// closed list users may bring keys for, so the label set stays small.
+pub fn record_llm_usage(provider: &str, prompt_tokens: u64, completion_tokens: u64, cost: u64) {
+    let provider = provider.to_owned();
+    metrics::counter!(LLM_TOKENS_TOTAL, "provider" => provider.clone(), "kind" => "prompt")
+        .increment(prompt_tokens);
+    metrics::counter!(LLM_TOKENS_TOTAL, "provider" => provider.clone(), "kind" => "completion")
+        .increment(completion_tokens);
+    metrics::counter!(LLM_COST_MICROS_TOTAL, "provider" => provider).increment(cost);
+}
+
+/// Moves the gauge of event subscribers of `transport` (one of [`EVENT_TRANSPORTS`]).
+pub fn add_event_subscribers(transport: &'static str, delta: f64) {
+    metrics::gauge!(EVENT_SUBSCRIBERS, "transport" => transport).increment(delta);
 }
 
 /// Something that reports gauges when `/metrics` is scraped, e.g. the database pool
@@ -219,7 +277,34 @@ fn describe() {
         "Metric probes that failed or timed out during a scrape, by probe."
     );
 
+    describe_counter!(RUNS_STARTED_TOTAL, "Generation runs started.");
+    describe_counter!(
+        RUNS_FINISHED_TOTAL,
+        "Worker turns on generation runs that ended, by outcome."
+    );
+    describe_gauge!(RUNS_ACTIVE, "Generation runs this process is driving.");
+    describe_counter!(
+        LLM_TOKENS_TOTAL,
+        "LLM tokens used by runs, by provider and kind."
+    );
+    describe_counter!(
+        LLM_COST_MICROS_TOTAL,
+        "LLM cost of runs in micro-dollars, by provider."
+    );
+    describe_gauge!(
+        EVENT_SUBSCRIBERS,
+        "Clients following run events, by transport."
+    );
+
     metrics::gauge!(HTTP_REQUESTS_IN_FLIGHT).increment(0.0);
+    metrics::counter!(RUNS_STARTED_TOTAL).increment(0);
+    for outcome in RUN_OUTCOMES {
+        metrics::counter!(RUNS_FINISHED_TOTAL, "outcome" => outcome).increment(0);
+    }
+    metrics::gauge!(RUNS_ACTIVE).increment(0.0);
+    for transport in EVENT_TRANSPORTS {
+        metrics::gauge!(EVENT_SUBSCRIBERS, "transport" => transport).increment(0.0);
+    }
     for outcome in AuthOutcome::ALL {
         metrics::counter!(AUTH_ATTEMPTS_TOTAL, "outcome" => outcome.as_str()).increment(0);
     }

@@ -15,14 +15,21 @@ mod admin;
 mod analytics;
 mod auth;
 mod docs;
+mod events;
+mod files;
 mod health;
 mod keys;
 mod metrics;
 mod models;
 mod notifications;
+mod preview;
 mod projects;
+mod runs;
 mod usage;
 mod user;
+mod ws;
+
+pub(crate) use keys::key_purpose;
 
 use axum::Router;
 use utoipa::openapi::OpenApi as Document;
@@ -57,7 +64,7 @@ impl Api {
         Self { groups: Vec::new() }
     }
 
-    /// The reference server's resources. (Generation runs join them later.)
+    /// The reference server's resources.
     pub fn standard() -> Self {
         Self::empty()
             .routes(RouteClass::Auth, auth::strict_router())
@@ -70,6 +77,11 @@ impl Api {
             .routes(RouteClass::General, notifications::router())
             .routes(RouteClass::General, analytics::router())
             .routes(RouteClass::General, admin::router())
+            .routes(RouteClass::General, runs::router())
+            .routes(RouteClass::General, events::router())
+            .routes(RouteClass::General, ws::router())
+            .routes(RouteClass::General, files::router())
+            .routes(RouteClass::General, preview::router())
     }
 
     /// Adds routes (relative to `/v1`) under `class`.

@@ -1,6 +1,7 @@
 //! A real server on a free port with a fresh database, and a client that speaks to it: what
 //! the flow tests use.
 
+use std::io::Write;
 use std::net::IpAddr;
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -134,10 +135,21 @@ impl TestApp {
         test: &str,
         backend: samokoder_server::config::StoreBackend,
     ) -> Option<Self> {
+        Self::spawn_postgres_with(test, backend, |_| {}).await
+    }
+
+    /// The same after `adjust` changed the configuration.
+    pub async fn spawn_postgres_with(
+        test: &str,
+        backend: samokoder_server::config::StoreBackend,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let url = match std::env::var("SAMOKODER_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => url,
             _ => {
-                eprintln!(
+                // Written directly: libtest captures `eprintln!`, and a skip must be seen.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "SKIPPED {test}: set SAMOKODER_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it against PostgreSQL"
                 );
                 return None;
@@ -153,6 +165,7 @@ impl TestApp {
         ));
         config.database.backend = Some(backend);
         config.database.max_connections = 4;
+        adjust(&mut config);
         let state = AppState::builder(config, Secrets::generate())
             .build()
             .await

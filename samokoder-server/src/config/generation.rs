@@ -1,0 +1,174 @@
+//! The settings of generation: workers, run defaults, the sandboxed runner and previews.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The workers that drive runs. Each claims a run's job from the store's queue with a lease it
+/// renews while it works; a worker that dies loses the lease and another one resumes the run
+/// from its last checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Runs the server process drives at once (`serve`); 0 leaves all runs to
+    /// `samokoder-server worker` processes sharing the database.
+    /// Env: `SAMOKODER_WORKERS__CONCURRENCY`.
+    pub concurrency: usize,
+    /// How long a claimed run stays a worker's without a heartbeat, in seconds; the worker
+    /// renews it every third of that. A dead worker's runs resume elsewhere after it.
+    /// Env: `SAMOKODER_WORKERS__LEASE_SECS`.
+    pub lease_secs: u64,
+    /// How often an idle worker looks for work, in milliseconds.
+    /// Env: `SAMOKODER_WORKERS__POLL_INTERVAL_MS`.
+    pub poll_interval_ms: u64,
+    /// Claims of one job before it is given up (a crash-resume and a retry after a provider
+    /// outage each use one; answering a question or resuming makes a new job).
+    /// Env: `SAMOKODER_WORKERS__MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+    /// The first retry delay after a provider outage or a database error, in seconds; it
+    /// doubles per attempt. Env: `SAMOKODER_WORKERS__RETRY_DELAY_SECS`.
+    pub retry_delay_secs: u64,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            lease_secs: 60,
+            poll_interval_ms: 500,
+            max_attempts: 5,
+            retry_delay_secs: 10,
+        }
+    }
+}
+
+impl WorkersConfig {
+    /// The lease.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs.max(1))
+    }
+
+    /// How often a worker renews its lease (and looks at the run's status).
+    pub fn heartbeat(&self) -> Duration {
+        self.lease() / 3
+    }
+
+    /// The idle poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+}
+
+/// Budget limits of a run (deployment defaults); unset means unlimited (up to the plan's
+/// maximum, which always applies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetDefaults {
+    /// Prompt plus completion tokens. Env: `SAMOKODER_RUNS__DEFAULT_BUDGET__TOKENS`.
+    pub tokens: Option<u64>,
+    /// Cost in micro-dollars. Env: `SAMOKODER_RUNS__DEFAULT_BUDGET__COST_MICROS`.
+    pub cost_micros: Option<u64>,
+    /// LLM requests. Env: `SAMOKODER_RUNS__DEFAULT_BUDGET__LLM_CALLS`.
+    pub llm_calls: Option<u64>,
+    /// Wall time in seconds. Env: `SAMOKODER_RUNS__DEFAULT_BUDGET__WALL_TIME_SECS`.
+    pub wall_time_secs: Option<u64>,
+}
+
+/// Runs: their default budget, where they work, and how their events are followed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunsConfig {
+    /// Limits of a run that names none (each capped at the user's plan maximum).
+    pub default_budget: BudgetDefaults,
+    /// Steps a run may take before a person must allow more (interactive) or it ends (auto).
+    /// Env: `SAMOKODER_RUNS__MAX_STEPS`.
+    pub max_steps: u64,
+    /// Where runs materialise their files to run commands; unset means `<data_dir>/work`.
+    /// Env: `SAMOKODER_RUNS__WORKDIR`.
+    pub workdir: Option<PathBuf>,
+    /// How often an event stream with no live news reads the store, in milliseconds (runs
+    /// driven by another process publish only there). Env: `SAMOKODER_RUNS__EVENT_POLL_MS`.
+    pub event_poll_ms: u64,
+    /// Seconds between keep-alive comments on an idle event stream.
+    /// Env: `SAMOKODER_RUNS__KEEP_ALIVE_SECS`.
+    pub keep_alive_secs: u64,
+}
+
+impl Default for RunsConfig {
+    fn default() -> Self {
+        Self {
+            default_budget: BudgetDefaults {
+                tokens: Some(2_000_000),
+                cost_micros: Some(5_000_000),
+                llm_calls: Some(500),
+                wall_time_secs: Some(3600),
+            },
+            max_steps: 200,
+            workdir: None,
+            event_poll_ms: 400,
+            keep_alive_secs: 15,
+        }
+    }
+}
+
+impl RunsConfig {
+    /// The store poll interval of event streams.
+    pub fn event_poll(&self) -> Duration {
+        Duration::from_millis(self.event_poll_ms.max(10))
+    }
+
+    /// The keep-alive interval of event streams.
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs.max(1))
+    }
+}
+
+/// Whether commands must run in the bubblewrap sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxMode {
+    /// Use bubblewrap when it works on the host; otherwise run commands unconfined (with a
+    /// scrubbed environment and resource limits) and say so in every run's events.
+    Auto,
+    /// Refuse to start without a working bubblewrap.
+    Require,
+}
+
+/// The sandboxed runner that runs generated code (tests, previews).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerSettings {
+    /// `auto` or `require`; unset means `require` in production and `auto` elsewhere.
+    /// Env: `SAMOKODER_RUNNER__SANDBOX`.
+    pub sandbox: Option<SandboxMode>,
+}
+
+/// Previews: the generated app's own start command, in the sandbox, on a loopback port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreviewConfig {
+    /// Previews one user may run at once (per server process).
+    /// Env: `SAMOKODER_PREVIEW__MAX_PER_USER`.
+    pub max_per_user: usize,
+    /// Seconds without a status request after which a preview is stopped.
+    /// Env: `SAMOKODER_PREVIEW__IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: u64,
+    /// Seconds after which a preview is stopped whatever happens.
+    /// Env: `SAMOKODER_PREVIEW__MAX_LIFETIME_SECS`.
+    pub max_lifetime_secs: u64,
+    /// How long start waits for the app to listen, in seconds, before answering `starting`.
+    /// Env: `SAMOKODER_PREVIEW__START_TIMEOUT_SECS`.
+    pub start_timeout_secs: u64,
+}
+
+impl Default for PreviewConfig {
+    fn default() -> Self {
+        Self {
+            max_per_user: 2,
+            idle_timeout_secs: 300,
+            max_lifetime_secs: 3600,
+            start_timeout_secs: 15,
+        }
+    }
+}

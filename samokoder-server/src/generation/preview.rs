@@ -1,0 +1,283 @@
+//! Previews: the generated app's own start command (its starter template's), run by the
+//! sandboxed runner with loopback networking on a port it allocates, stopped after an idle
+//! time or a maximum lifetime.
+//!
+//! The runner builds the app's environment from scratch (`PATH`, `HOME`, `PORT`, `HOST`, ...),
+//! never from the server's, and applies its command policy: a preview can never see a server
+//! secret or run outside the sandbox's rules. Previews live in the server process that started
+//! them; the per-user limit counts this process's previews.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use samokoder_core::api::preview::{PreviewInfo, PreviewState};
+use samokoder_core::runner::{
+    ExitReason, Invocation, RunnerError, ServiceHandle, ServiceSpec, ServiceStatus,
+};
+use samokoder_core::state::{MAIN_BRANCH, RunState};
+use samokoder_store::{QuotaKind, StoreError, User};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::quota;
+use crate::state::AppState;
+
+/// Output lines a status shows.
+const OUTPUT_LINES: usize = 20;
+
+struct Preview {
+    user_id: Uuid,
+    handle: ServiceHandle,
+    command: Vec<String>,
+    state_id: Uuid,
+    started_at: DateTime<Utc>,
+    idle_timeout: Duration,
+}
+
+/// The previews of this process, by project.
+#[derive(Clone)]
+pub struct PreviewManager {
+    dir: PathBuf,
+    previews: Arc<Mutex<HashMap<Uuid, Preview>>>,
+}
+
+impl std::fmt::Debug for PreviewManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewManager")
+            .field("dir", &self.dir)
+            .field("previews", &self.lock().len())
+            .finish()
+    }
+}
+
+fn is_alive(preview: &Preview) -> bool {
+    matches!(preview.handle.status(), ServiceStatus::Running)
+}
+
+impl PreviewManager {
+    /// Previews whose files go under `dir/<project id>`.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            previews: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Preview>> {
+        self.previews.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Live previews of `user` on projects other than `except`.
+    fn live_for_user(&self, user: Uuid, except: Uuid) -> usize {
+        self.lock()
+            .iter()
+            .filter(|(project, preview)| {
+                **project != except && preview.user_id == user && is_alive(preview)
+            })
+            .count()
+    }
+
+    /// What a status request shows for `project` (and it counts as activity).
+    pub async fn info(&self, project: Uuid) -> PreviewInfo {
+        let snapshot = {
+            let previews = self.lock();
+            previews.get(&project).map(|preview| {
+                preview.handle.touch();
+                (
+                    preview.handle.status(),
+                    preview.handle.port(),
+                    preview.handle.url(),
+                    preview.command.clone(),
+                    preview.state_id,
+                    preview.started_at,
+                    preview.idle_timeout,
+                    preview
+                        .handle
+                        .recent_output(OUTPUT_LINES)
+                        .into_iter()
+                        .map(|line| line.text)
+                        .collect::<Vec<_>>(),
+                )
+            })
+        };
+        let Some((status, port, url, command, state_id, started_at, idle, output)) = snapshot
+        else {
+            return stopped(project, Vec::new(), None);
+        };
+        let (state, exit_code) = match status {
+            ServiceStatus::Running => {
+                let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok();
+                let state = if listening {
+                    PreviewState::Running
+                } else {
+                    PreviewState::Starting
+                };
+                (state, None)
+            }
+            ServiceStatus::Exited(exit) if exit.reason == ExitReason::Exited => {
+                (PreviewState::Exited, exit.exit_code)
+            }
+            ServiceStatus::Exited(_) => return stopped(project, output, None),
+        };
+        let live = matches!(state, PreviewState::Running | PreviewState::Starting);
+        PreviewInfo {
+            status: state,
+            url: live.then_some(url),
+            process_id: project.to_string(),
+            port: live.then_some(port),
+            command,
+            state_id: Some(state_id),
+            started_at: Some(started_at),
+            uptime_seconds: Some(
+                u64::try_from((Utc::now() - started_at).num_seconds()).unwrap_or(0),
+            ),
+            idle_timeout_secs: Some(idle.as_secs()),
+            exit_code,
+            output,
+        }
+    }
+
+    /// Stops every preview (server shutdown).
+    pub async fn stop_all(&self) {
+        let projects: Vec<Uuid> = self.lock().keys().copied().collect();
+        for project in projects {
+            self.stop(project).await;
+        }
+    }
+
+    /// Stops `project`'s preview; when it was there, the instant it stopped.
+    pub async fn stop(&self, project: Uuid) -> Option<DateTime<Utc>> {
+        let preview = self.lock().remove(&project)?;
+        preview.handle.stop().await;
+        let dir = self.dir.join(project.to_string());
+        if let Err(error) = tokio::fs::remove_dir_all(&dir).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%project, %error, "could not remove a preview's files");
+        }
+        Some(Utc::now())
+    }
+}
+
+fn stopped(project: Uuid, output: Vec<String>, exit_code: Option<i32>) -> PreviewInfo {
+    PreviewInfo {
+        status: PreviewState::Stopped,
+        url: None,
+        process_id: project.to_string(),
+        port: None,
+        command: Vec::new(),
+        state_id: None,
+        started_at: None,
+        uptime_seconds: None,
+        idle_timeout_secs: None,
+        exit_code,
+        output,
+    }
+}
+
+/// The start command of the project's head state: its starter template's.
+async fn start_command(state: &AppState, project: Uuid) -> Result<(Uuid, Vec<String>), ApiError> {
+    let nothing = || {
+        ApiError::conflict(
+            "nothing_to_preview",
+            "The project has no generated files yet; start a run first",
+        )
+    };
+    let head = match state.store().states.head(project, MAIN_BRANCH).await {
+        Ok(Some(head)) => head,
+        Ok(None) | Err(StoreError::NotFound { .. }) => return Err(nothing()),
+        Err(error) => return Err(error.into()),
+    };
+    let template = serde_json::from_value::<RunState>(head.state)
+        .ok()
+        .and_then(|run| run.architecture)
+        .map(|architecture| architecture.template);
+    let command = template
+        .as_deref()
+        .and_then(samokoder_core::templates::get)
+        .map(|template| {
+            template
+                .start_command
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        })
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "no_start_command",
+                "The project's latest state has no architecture with a start command yet",
+            )
+        })?;
+    Ok((head.id, command))
+}
+
+/// Starts (or restarts) `project`'s preview for `user`: checks what it would run, the per-user
+/// limit and the plan's preview quota, materialises the head state's files, starts the app in
+/// the sandbox and waits a little for it to listen.
+pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<PreviewInfo, ApiError> {
+    let config = &state.config().preview;
+    let (state_id, command) = start_command(state, project).await?;
+    let previews = state.generation().previews();
+    if previews.live_for_user(user.id, project) >= config.max_per_user {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_previews",
+            format!(
+                "You already run {} preview(s), the most at once; stop one first",
+                config.max_per_user
+            ),
+        ));
+    }
+    quota::consume(state.store(), user, QuotaKind::Preview).await?;
+    previews.stop(project).await;
+
+    let dir = previews.dir.join(project.to_string());
+    state
+        .generation()
+        .engine()
+        .materialize(state_id, &dir)
+        .await
+        .map_err(ApiError::internal)?;
+    let spec = ServiceSpec {
+        max_lifetime: Duration::from_secs(config.max_lifetime_secs),
+        idle_timeout: Some(Duration::from_secs(config.idle_timeout_secs)),
+        keep_lines: 200,
+        ..ServiceSpec::new(Invocation::Argv {
+            args: command.clone(),
+        })
+    };
+    let handle = state
+        .generation()
+        .runner()
+        .start_service(&dir, &spec)
+        .await
+        .map_err(|error| match error {
+            RunnerError::Denied { .. } | RunnerError::NeedsApproval { .. } => ApiError::conflict(
+                "preview_refused",
+                "The sandbox's policy does not allow the app's start command",
+            )
+            .with_source(error),
+            other => ApiError::internal(other),
+        })?;
+    let timeout = Duration::from_secs(config.start_timeout_secs);
+    // Not listening in time is not an error of the request: the status says what happened.
+    let _ = handle.wait_until_listening(timeout).await;
+    previews.lock().insert(
+        project,
+        Preview {
+            user_id: user.id,
+            handle,
+            command,
+            state_id,
+            started_at: Utc::now(),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        },
+    );
+    Ok(previews.info(project).await)
+}

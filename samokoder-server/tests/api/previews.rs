@@ -1,0 +1,278 @@
+//! Previews of a generated app (the starter template's server, really started in the sandbox),
+//! the export quota, and rolling back to an earlier state.
+
+use reqwest::{Method, StatusCode};
+use samokoder_core::llm::fake::script::Script;
+use samokoder_store::Tier;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::app::{Session, send};
+use crate::generating::GenApp;
+
+/// A project whose run stopped right after the architect applied the `node-api` template (the
+/// budget allows the questions, the spec and the architecture only): a real app to run.
+async fn templated_project(ga: &GenApp, session: &Session, name: &str) -> Uuid {
+    let project = ga.project(session, name).await;
+    let run = ga
+        .start(
+            session,
+            project,
+            json!({
+                "description": "A todo API",
+                "autonomy": "auto",
+                "template": "node-api",
+                "budget": {"llm_calls": 3},
+            }),
+        )
+        .await;
+    let events = ga
+        .follow_to_end(
+            session,
+            project,
+            run["id"].as_str().unwrap().parse().unwrap(),
+        )
+        .await;
+    assert_eq!(events.last().unwrap().outcome(), Some("budget_exhausted"));
+    project
+}
+
+async fn post(ga: &GenApp, session: &Session, path: &str) -> crate::app::Reply {
+    send(ga.app.as_user(Method::POST, path, session)).await
+}
+
+#[tokio::test]
+async fn a_preview_runs_the_app_in_the_sandbox_within_the_plans_limits() {
+    let ga = GenApp::spawn(Script::default(), |config| {
+        config.preview.max_per_user = 1;
+    })
+    .await;
+    let session = ga.app.user().await;
+    let first = templated_project(&ga, &session, "First").await;
+    let second = templated_project(&ga, &session, "Second").await;
+
+    // The free plan has no deployments.
+    post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{first}/preview/start"),
+    )
+    .await
+    .assert_error(StatusCode::PAYMENT_REQUIRED, "quota_exceeded");
+    ga.app
+        .state
+        .store()
+        .users
+        .set_tier(session.user_id, Tier::Starter)
+        .await
+        .unwrap();
+    let empty = ga.project(&session, "Empty").await;
+    post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{empty}/preview/start"),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "nothing_to_preview");
+
+    let started = post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{first}/preview/start"),
+    )
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(started["status"], "running", "{started}");
+    assert_eq!(started["command"], json!(["npm", "start"]));
+    assert_eq!(started["process_id"], first.to_string());
+    let url = started["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // The app answers on its loopback port.
+    let health: Value = reqwest::get(format!("{url}/health"))
+        .await
+        .expect("the preview answers")
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+
+    let status = send(ga.app.as_user(
+        Method::GET,
+        &format!("/v1/projects/{first}/preview/status"),
+        &session,
+    ))
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(status["status"]["status"], "running");
+    assert_eq!(status["status"]["url"], url.as_str());
+    assert!(status["status"]["idle_timeout_secs"].as_u64().is_some());
+
+    // One preview at a time for this user.
+    post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{second}/preview/start"),
+    )
+    .await
+    .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_previews");
+
+    let stopped = post(&ga, &session, &format!("/v1/projects/{first}/preview/stop"))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(stopped["success"], true);
+    assert_eq!(stopped["message"], "Preview stopped successfully");
+    assert!(reqwest::get(format!("{url}/health")).await.is_err(), "gone");
+    let status = send(ga.app.as_user(
+        Method::GET,
+        &format!("/v1/projects/{first}/preview/status"),
+        &session,
+    ))
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(
+        status,
+        json!({"status": {"status": "stopped", "url": null, "process_id": first.to_string()}})
+    );
+    let again = post(&ga, &session, &format!("/v1/projects/{first}/preview/stop"))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(again["message"], "Preview was not running");
+
+    // The slot is free for the other project now.
+    let other = post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{second}/preview/start"),
+    )
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(other["status"], "running");
+    post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{second}/preview/stop"),
+    )
+    .await
+    .ok(StatusCode::OK);
+    ga.app.stop().await;
+}
+
+#[tokio::test]
+async fn exports_count_against_the_plan_and_rollback_keeps_history() {
+    let ga = GenApp::spawn(Script::default(), |_| {}).await;
+    let session = ga.app.user().await;
+    let empty = ga.project(&session, "Empty").await;
+    send(ga.app.as_user(
+        Method::GET,
+        &format!("/v1/projects/{empty}/export"),
+        &session,
+    ))
+    .await
+    .assert_error(StatusCode::CONFLICT, "nothing_to_export");
+    let project = templated_project(&ga, &session, "Todo").await;
+
+    // The free plan exports twice a month; the third is refused.
+    for path in ["export", "archive"] {
+        let zip = ga
+            .app
+            .as_user(
+                Method::GET,
+                &format!("/v1/projects/{project}/{path}"),
+                &session,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(zip.status(), StatusCode::OK, "{path}");
+        assert_eq!(&zip.bytes().await.unwrap()[..2], b"PK");
+    }
+    send(ga.app.as_user(
+        Method::GET,
+        &format!("/v1/projects/{project}/export"),
+        &session,
+    ))
+    .await
+    .assert_error(StatusCode::PAYMENT_REQUIRED, "quota_exceeded");
+
+    // Roll back to the state before the architect applied the template. The history pages
+    // (one state at a time here) add up to the whole list.
+    let all = send(ga.app.as_user(
+        Method::GET,
+        &format!("/v1/projects/{project}/states"),
+        &session,
+    ))
+    .await
+    .ok(StatusCode::OK);
+    let mut paged = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let query = match before {
+            Some(before) => format!("limit=1&before={before}"),
+            None => "limit=1".to_owned(),
+        };
+        let page = send(ga.app.as_user(
+            Method::GET,
+            &format!("/v1/projects/{project}/states?{query}"),
+            &session,
+        ))
+        .await
+        .ok(StatusCode::OK);
+        paged.extend(page["states"].as_array().unwrap().iter().cloned());
+        match page["next_before"].as_i64() {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(Value::Array(paged), all["states"]);
+    let spec = all["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "spec")
+        .expect("the spec step's state")
+        .clone();
+    let rolled = send(ga.app.as_user(
+        Method::POST,
+        &format!(
+            "/v1/projects/{project}/states/{}/rollback",
+            spec["id"].as_str().unwrap()
+        ),
+        &session,
+    ))
+    .await
+    .ok(StatusCode::CREATED);
+    assert_eq!(rolled["rolled_back_to"], spec["id"]);
+    let tree = send(ga.app.as_user(
+        Method::GET,
+        &format!("/v1/projects/{project}/files"),
+        &session,
+    ))
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(tree["state_id"], rolled["state"]["id"]);
+    assert_eq!(tree["files"], json!([]), "the spec step wrote no files");
+    let history = send(ga.app.as_user(
+        Method::GET,
+        &format!("/v1/projects/{project}/states"),
+        &session,
+    ))
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(history["head"], rolled["state"]["id"]);
+    assert!(
+        history["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["label"].as_str().unwrap().starts_with("architecture")),
+        "the rolled-back states are still there"
+    );
+    send(ga.app.as_user(
+        Method::POST,
+        &format!("/v1/projects/{project}/states/{}/rollback", Uuid::now_v7()),
+        &session,
+    ))
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "state_not_found");
+    ga.app.stop().await;
+}
