@@ -93,6 +93,13 @@ pub struct RunsConfig {
     /// Seconds between keep-alive comments on an idle event stream.
     /// Env: `SAMOKODER_RUNS__KEEP_ALIVE_SECS`.
     pub keep_alive_secs: u64,
+    /// Times one LLM request is retried after a passing failure (a 5xx, a dropped stream)
+    /// before the worker gives the run back to the queue for a later attempt.
+    /// Env: `SAMOKODER_RUNS__LLM_RETRIES`.
+    pub llm_retries: u32,
+    /// The first of those retries' delays, in milliseconds; it doubles per retry (a provider's
+    /// `retry-after` wins when longer). Env: `SAMOKODER_RUNS__LLM_RETRY_DELAY_MS`.
+    pub llm_retry_delay_ms: u64,
 }
 
 impl Default for RunsConfig {
@@ -108,6 +115,8 @@ impl Default for RunsConfig {
             workdir: None,
             event_poll_ms: 400,
             keep_alive_secs: 15,
+            llm_retries: 4,
+            llm_retry_delay_ms: 500,
         }
     }
 }

@@ -36,12 +36,13 @@ pub mod ws_token;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use samokoder_auth::secret_box::SecretBox;
 use samokoder_core::engine::{
     BuiltinTemplates, CancellationToken, Engine, EngineConfig, EngineDeps,
 };
-use samokoder_core::llm::LlmRegistry;
+use samokoder_core::llm::{LlmRegistry, RetryPolicy};
 use samokoder_core::runner::{BwrapMode, Runner, RunnerConfig, RunnerError};
 use samokoder_core::state::RunStore;
 use samokoder_store::engine::StoreRunStore;
@@ -126,6 +127,11 @@ impl Generation {
             },
             EngineConfig {
                 max_steps: config.runs.max_steps,
+                retry_policy: RetryPolicy {
+                    max_transport_retries: config.runs.llm_retries,
+                    base_delay: Duration::from_millis(config.runs.llm_retry_delay_ms),
+                    ..RetryPolicy::default()
+                },
                 ..EngineConfig::default()
             },
         );

@@ -44,6 +44,8 @@ pub fn quick(config: &mut Config) {
     config.workers.retry_delay_secs = 1;
     config.runs.event_poll_ms = 100;
     config.runs.keep_alive_secs = 1;
+    config.runs.llm_retries = 1;
+    config.runs.llm_retry_delay_ms = 10;
 }
 
 /// A server with the scripted model behind its deployment LLM.

@@ -159,3 +159,151 @@ async fn a_stopping_worker_releases_its_run_at_once() {
     second.await.unwrap();
     ga.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_outage_retries_the_run_later_and_it_completes() {
+    // The provider answers the first three requests with 500s: the first call gives up after
+    // its one retry, the worker puts the run back for later, and the next attempt succeeds.
+    let script = Script::default();
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ga = GenApp::spawn(Script::default(), |_| {}).await;
+    let counter = failures.clone();
+    ga.fake.respond_with(move |request| {
+        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+            samokoder_core::llm::fake::FakeReply::server_error()
+        } else {
+            script.answer(request)
+        }
+    });
+    let session = ga.app.user().await;
+    let project = ga.project(&session, "Todo").await;
+    let run = ga
+        .start(
+            &session,
+            project,
+            json!({"description": "A todo API", "autonomy": "auto"}),
+        )
+        .await;
+    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let events = ga.follow_to_end(&session, project, run_id).await;
+    assert_eq!(events.last().unwrap().outcome(), Some("completed"));
+    let starts = events.iter().filter(|e| e.event == "run_started").count();
+    assert_eq!(
+        starts, 2,
+        "one attempt failed, the next one finished the run"
+    );
+    assert_consecutive(&events, 1);
+    ga.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_whose_key_was_removed_fails_saying_so() {
+    let ga = GenApp::spawn(Script::default(), |config| {
+        config.workers.concurrency = 0;
+        let base_url = config.llm.0.providers["fake"].base_url.clone();
+        config.llm = serde_json::from_value(json!({
+            "openai": {"base_url": base_url, "model": "fake-model", "structured_output": "prompt"},
+        }))
+        .unwrap();
+    })
+    .await;
+    let session = ga.app.user().await;
+    let project = ga.project(&session, "Todo").await;
+    send(
+        ga.app
+            .as_user(Method::POST, "/v1/keys", &session)
+            .json(&json!({"provider": "openai", "api_key": "sk-proj-removed-soon-0123456789"})),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let run = ga
+        .start(&session, project, json!({"description": "A todo API"}))
+        .await;
+    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    // The key goes before a worker picks the run up.
+    send(ga.app.as_user(Method::DELETE, "/v1/keys/openai", &session))
+        .await
+        .ok(StatusCode::NO_CONTENT);
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(ga.app.state.clone(), "w").run(stop.clone()));
+    let events = ga.follow_to_end(&session, project, run_id).await;
+    assert_eq!(events.last().unwrap().outcome(), Some("failed"));
+    let failed = ga.run(&session, project, run_id).await;
+    assert_eq!(failed["status"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("`openai` has no API key"), "{error}");
+    assert!(
+        ga.fake.requests().is_empty(),
+        "nothing was sent without a key"
+    );
+    stop.cancel();
+    worker.await.unwrap();
+    ga.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_process_drives_the_runs_a_server_queues() {
+    // The server drives nothing itself; `samokoder-server worker`, another process on the same
+    // database, does.
+    let ga = GenApp::spawn(Script::default(), |config| config.workers.concurrency = 0).await;
+    let session = ga.app.user().await;
+    let project = ga.project(&session, "Todo").await;
+    let run = ga
+        .start(
+            &session,
+            project,
+            json!({"description": "A todo API", "autonomy": "auto"}),
+        )
+        .await;
+    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+
+    let config = ga.app.state.config();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_samokoder-server"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SAMOKODER_") {
+            command.env_remove(name);
+        }
+    }
+    let mut worker = command
+        .args(["worker", "--concurrency", "1"])
+        .env("SAMOKODER_ENV", "test")
+        .env("SAMOKODER_DATA_DIR", &config.data_dir)
+        .env("SAMOKODER_LOG__FILTER", "warn")
+        .env("SAMOKODER_WORKERS__POLL_INTERVAL_MS", "50")
+        .env("SAMOKODER_LLM__FAKE__KIND", "openai_compatible")
+        .env("SAMOKODER_LLM__FAKE__BASE_URL", ga.fake.openai_base_url())
+        .env(
+            "SAMOKODER_LLM__FAKE__API_KEY",
+            samokoder_core::llm::fake::FAKE_API_KEY,
+        )
+        .env("SAMOKODER_LLM__FAKE__MODEL", "fake-model")
+        .env("SAMOKODER_LLM__FAKE__STRUCTURED_OUTPUT", "prompt")
+        .env("SAMOKODER_LLM__AGENTS__DEFAULT__PROVIDER", "fake")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the worker process starts");
+
+    let events = ga.follow_to_end(&session, project, run_id).await;
+    assert_eq!(events.last().unwrap().outcome(), Some("completed"));
+    assert_consecutive(&events, 1);
+    assert_eq!(
+        ga.run(&session, project, run_id).await["status"],
+        "completed"
+    );
+
+    // SIGTERM stops it gracefully.
+    let pid = worker.id().expect("running").to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), worker.wait())
+        .await
+        .expect("the worker stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    ga.app.stop().await;
+}
