@@ -355,6 +355,12 @@ pub async fn answer(
         Ok(_) | Err(StoreError::NotFound { .. }) => return Err(question_not_found()),
         Err(error) => return Err(error.into()),
     };
+    if question.answer.is_none() && views::status(run.status).is_final() {
+        return Err(ApiError::conflict(
+            "run_finished",
+            format!("The run has {}; its questions no longer wait", run.status),
+        ));
+    }
     let text = validation::text("answer", &request.answer, MAX_ANSWER_CHARS)
         .map_err(|error| ApiError::validation(vec![error]))?;
     if text.trim().is_empty() {

@@ -6,6 +6,14 @@
 //! never from the server's, and applies its command policy: a preview can never see a server
 //! secret or run outside the sandbox's rules. Previews live in the server process that started
 //! them; the per-user limit counts this process's previews.
+//!
+//! Network: bubblewrap cannot forward a port into a private network namespace, so a preview
+//! shares the host's network (the runner's [`Network::Loopback`]) to be reachable on its port,
+//! and can therefore also reach what the host reaches. Deployments that must keep generated
+//! apps away from their databases and internal services run the server (or its previews) on a
+//! host or container of their own.
+//!
+//! [`Network::Loopback`]: samokoder_core::runner::Network::Loopback
 
 use std::collections::HashMap;
 use std::path::PathBuf;

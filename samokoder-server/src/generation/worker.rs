@@ -154,8 +154,15 @@ impl Worker {
             self.complete(&job).await;
             return;
         }
+        let Ok(budget) = serde_json::from_value(run.budget.clone()) else {
+            // Never driven without its limits.
+            self.fail_run(run_id, "the run's budget limits cannot be read")
+                .await;
+            self.complete(&job).await;
+            return;
+        };
         tracing::info!(worker = %self.id, run = %run_id, attempt = job.attempts, "driving run");
-        let ending = self.drive(&job, run_id, views::limits(&run), stop).await;
+        let ending = self.drive(&job, run_id, budget, stop).await;
         self.settle(&job, run_id, ending).await;
     }
 

@@ -224,7 +224,8 @@ async fn resume_run(
 
 /// List a run's pending questions.
 ///
-/// The questions the run waits on, oldest first (empty when it waits on none). Answer one with
+/// The questions the run waits on, oldest first (empty when it waits on none, and once it
+/// ended). Answer one with
 /// `POST .../questions/{question_id}/answer` or over the WebSocket.
 #[utoipa::path(
     get,
@@ -249,6 +250,12 @@ async fn list_questions(
 ) -> Result<Json<QuestionListResponse>, ApiError> {
     let project = owned_project(&state, &current, project_id).await?;
     let run = control::project_run(&state, &project, run_id).await?;
+    // A run that ended waits on nothing, whatever it asked before it ended.
+    if views::status(run.status).is_final() {
+        return Ok(Json(QuestionListResponse {
+            questions: Vec::new(),
+        }));
+    }
     let pending = state.store().questions.pending(run.id).await?;
     Ok(Json(QuestionListResponse {
         questions: pending.iter().map(views::question).collect(),
@@ -276,7 +283,7 @@ async fn list_questions(
         (status = 200, description = "Answered", body = QuestionResponse),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "`project_not_found`, `run_not_found` or `question_not_found`", body = ErrorBody),
-        (status = 409, description = "`question_already_answered` with another answer", body = ErrorBody),
+        (status = 409, description = "`question_already_answered` with another answer, or `run_finished`: the run ended without it", body = ErrorBody),
         (status = 422, description = "`validation_error`: a blank or over-long answer", body = ErrorBody),
     )
 )]

@@ -76,6 +76,13 @@ async fn auto_run_to_export(ga: &GenApp, session: &Session) {
     assert_eq!(done["progress"]["tasks_done"], 1, "{done}");
     assert_eq!(done["progress"]["phase"], "done");
     assert!(done["finished_at"].is_string());
+    send(ga.app.as_user(
+        Method::POST,
+        &format!("/v1/projects/{project}/runs/{run_id}/cancel"),
+        session,
+    ))
+    .await
+    .assert_error(StatusCode::CONFLICT, "run_finished");
 
     let listed = send(ga.app.as_user(
         Method::GET,
@@ -568,5 +575,68 @@ async fn a_provider_without_any_key_is_named_and_a_users_own_key_is_used() {
         "every request carried the user's key"
     );
     assert!(requests.iter().all(|r| r.api_key() != Some(FAKE_API_KEY)));
+    ga.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_runs_question_no_longer_waits() {
+    let ga = GenApp::spawn(
+        Script {
+            ask_question: true,
+            ..Script::default()
+        },
+        |_| {},
+    )
+    .await;
+    let session = ga.app.user().await;
+    let project = ga.project(&session, "Todo").await;
+    let run = ga
+        .start(&session, project, json!({"description": "A todo API"}))
+        .await;
+    let run_id = id(&run["id"]);
+    ga.wait_for_status(&session, project, run_id, "waiting_for_human")
+        .await;
+    let base = format!("/v1/projects/{project}/runs/{run_id}");
+    let pending = send(
+        ga.app
+            .as_user(Method::GET, &format!("{base}/questions"), &session),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let question = pending["questions"][0]["id"].as_str().unwrap().to_owned();
+    send(
+        ga.app
+            .as_user(Method::POST, &format!("{base}/cancel"), &session),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let pending = send(
+        ga.app
+            .as_user(Method::GET, &format!("{base}/questions"), &session),
+    )
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(pending["questions"], json!([]));
+    send(
+        ga.app
+            .as_user(
+                Method::POST,
+                &format!("{base}/questions/{question}/answer"),
+                &session,
+            )
+            .json(&json!({"answer": "yes"})),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "run_finished");
+    let events = ga.follow_to_end(&session, project, run_id).await;
+    assert_eq!(events.last().unwrap().outcome(), Some("cancelled"));
+    // Cancelling again changes nothing.
+    let done = send(
+        ga.app
+            .as_user(Method::POST, &format!("{base}/cancel"), &session),
+    )
+    .await
+    .ok(StatusCode::OK);
+    assert_eq!(done["status"], "cancelled");
     ga.app.stop().await;
 }
