@@ -144,7 +144,7 @@ impl Files<'_> {
         let project = project_id.to_string();
         let response = self
             .client
-            .call(&ops::ARCHIVE_EXPORT, &[&project])
+            .call(&ops::ARCHIVE_PROJECT_ZIP, &[&project])
             .query(query)
             .send()
             .await?;
