@@ -7,6 +7,8 @@ mod llm;
 #[cfg(feature = "engine")]
 mod runner;
 #[cfg(feature = "engine")]
+mod sandbox;
+#[cfg(feature = "engine")]
 mod templates;
 #[cfg(feature = "engine")]
 mod workspace;

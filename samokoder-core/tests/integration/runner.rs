@@ -14,25 +14,7 @@ use samokoder_core::runner::{
 };
 use samokoder_core::workspace::WorkspacePath;
 
-fn jail() -> Runner {
-    Runner::new(RunnerConfig {
-        bwrap: BwrapMode::Require { path: None },
-        ..RunnerConfig::default()
-    })
-    .expect("bubblewrap must work on this machine (CI installs it)")
-}
-
-fn unconfined() -> Runner {
-    Runner::new(RunnerConfig {
-        bwrap: BwrapMode::Disabled,
-        ..RunnerConfig::default()
-    })
-    .unwrap()
-}
-
-fn both() -> [(&'static str, Runner); 2] {
-    [("jail", jail()), ("unconfined", unconfined())]
-}
+use crate::sandbox::{both, jail, jail_with, unconfined};
 
 async fn sh(runner: &Runner, root: &Path, script: &str) -> CommandOutcome {
     runner
@@ -84,7 +66,9 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn the_jail_is_detected_and_the_fallback_is_reported() {
-    assert_eq!(jail().sandbox(), &SandboxKind::Bubblewrap);
+    if let Some(jail) = jail("the_jail_is_detected_and_the_fallback_is_reported") {
+        assert_eq!(jail.sandbox(), &SandboxKind::Bubblewrap);
+    }
     match unconfined().sandbox() {
         SandboxKind::Unconfined { reason } => assert!(reason.contains("disabled"), "{reason}"),
         other => panic!("{other:?}"),
@@ -108,6 +92,9 @@ fn the_jail_is_detected_and_the_fallback_is_reported() {
 
 #[tokio::test]
 async fn jail_cannot_read_outside_the_workspace() {
+    let Some(jail) = jail("jail_cannot_read_outside_the_workspace") else {
+        return;
+    };
     let outside = tempfile::tempdir().unwrap();
     let secret = outside.path().join("shadow");
     std::fs::write(&secret, "root:TOPSECRET-HASH:19000::::::\n").unwrap();
@@ -118,18 +105,18 @@ async fn jail_cannot_read_outside_the_workspace() {
     let open = sh(&unconfined(), ws.path(), &script).await;
     assert!(open.stdout.text.contains("TOPSECRET"), "{open:?}");
 
-    let out = sh(&jail(), ws.path(), &script).await;
+    let out = sh(&jail, ws.path(), &script).await;
     assert!(!out.success());
     assert!(!out.stdout.text.contains("TOPSECRET"), "{out:?}");
     assert_eq!(out.sandbox, SandboxKind::Bubblewrap);
 
     for path in ["/etc/shadow", "/root", "/home", "/var"] {
-        let out = sh(&jail(), ws.path(), &format!("ls -la {path}")).await;
+        let out = sh(&jail, ws.path(), &format!("ls -la {path}")).await;
         assert!(!out.success(), "{path} is visible: {out:?}");
     }
     // The workspace is writable, the system is not.
     let out = sh(
-        &jail(),
+        &jail,
         ws.path(),
         "echo made > out.txt && touch /usr/samokoder-x",
     )
@@ -142,7 +129,7 @@ async fn jail_cannot_read_outside_the_workspace() {
     assert!(!Path::new("/usr/samokoder-x").exists());
     // A symlink planted in the workspace resolves inside the jail, not on the host.
     std::os::unix::fs::symlink(&secret, ws.path().join("link")).unwrap();
-    let out = sh(&jail(), ws.path(), "cat link").await;
+    let out = sh(&jail, ws.path(), "cat link").await;
     assert!(!out.stdout.text.contains("TOPSECRET"), "{out:?}");
 }
 
@@ -154,7 +141,7 @@ async fn secret_env_probe() {
     let secret = std::env::var("SAMOKODER_TEST_DATABASE_URL").expect("started by the parent test");
     assert!(secret.contains("hunter2"));
     let ws = tempfile::tempdir().unwrap();
-    for (name, runner) in both() {
+    for (name, runner) in both("secret_env_probe") {
         let out = sh(&runner, ws.path(), "env; echo HOME=$HOME").await;
         assert!(out.success(), "{name}: {out:?}");
         let env = &out.stdout.text;
@@ -206,8 +193,11 @@ fn commands_never_see_the_servers_environment() {
 
 #[tokio::test]
 async fn extra_environment_is_allowlisted() {
+    let Some(jail) = jail("extra_environment_is_allowlisted") else {
+        return;
+    };
     let ws = tempfile::tempdir().unwrap();
-    let runner = jail();
+    let runner = jail;
     let spec = CommandSpec::shell("echo $NODE_ENV").env("NODE_ENV", "test");
     let out = runner.run(ws.path(), &spec, None).await.unwrap();
     assert_eq!(out.stdout.text, "test\n");
@@ -262,7 +252,9 @@ async fn assert_timeout_kills_everything(name: &str, runner: &Runner) {
 
 #[tokio::test]
 async fn timeout_kills_the_whole_process_tree_in_the_jail() {
-    assert_timeout_kills_everything("jail", &jail()).await;
+    if let Some(jail) = jail("timeout_kills_the_whole_process_tree_in_the_jail") {
+        assert_timeout_kills_everything("jail", &jail).await;
+    }
 }
 
 #[tokio::test]
@@ -272,7 +264,7 @@ async fn timeout_kills_the_whole_process_tree_unconfined() {
 
 #[tokio::test]
 async fn cancelling_a_run_kills_its_processes() {
-    for (name, runner) in both() {
+    for (name, runner) in both("cancelling_a_run_kills_its_processes") {
         let ws = tempfile::tempdir().unwrap();
         let m = marker();
         let spec = CommandSpec::shell(format!("sleep {m} & sleep {}", m + 1));
@@ -300,7 +292,7 @@ async fn cancelling_a_run_kills_its_processes() {
 
 #[tokio::test]
 async fn background_processes_do_not_outlive_a_finished_command() {
-    for (name, runner) in both() {
+    for (name, runner) in both("background_processes_do_not_outlive_a_finished_command") {
         let ws = tempfile::tempdir().unwrap();
         let m = marker();
         let out = sh(
@@ -320,7 +312,7 @@ async fn background_processes_do_not_outlive_a_finished_command() {
 #[tokio::test]
 async fn output_floods_are_capped_not_fatal() {
     const FLOOD: u64 = 20 * 1024 * 1024;
-    for (name, runner) in both() {
+    for (name, runner) in both("output_floods_are_capped_not_fatal") {
         let ws = tempfile::tempdir().unwrap();
         let streamed = Arc::new(AtomicU64::new(0));
         let counter = streamed.clone();
@@ -364,13 +356,16 @@ async fn output_floods_are_capped_not_fatal() {
 
 #[tokio::test]
 async fn no_network_in_the_jail_unless_asked() {
+    let Some(jail) = jail("no_network_in_the_jail_unless_asked") else {
+        return;
+    };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let ws = tempfile::tempdir().unwrap();
     let script = format!(
         "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); print('CONNECTED')\""
     );
-    let runner = jail();
+    let runner = jail;
     let off = runner
         .run(ws.path(), &CommandSpec::shell(&script), None)
         .await
@@ -403,13 +398,21 @@ async fn resource_limits_bind_the_command() {
         max_processes: 77,
         ..ResourceLimits::default()
     };
-    for bwrap in [BwrapMode::Require { path: None }, BwrapMode::Disabled] {
-        let runner = Runner::new(RunnerConfig {
-            bwrap: bwrap.clone(),
-            limits,
-            ..RunnerConfig::default()
-        })
-        .unwrap();
+    let config = RunnerConfig {
+        limits,
+        ..RunnerConfig::default()
+    };
+    let limited_unconfined = Runner::new(RunnerConfig {
+        bwrap: BwrapMode::Disabled,
+        ..config.clone()
+    })
+    .unwrap();
+    let limited_jail = jail_with("resource_limits_bind_the_command", config);
+    for (bwrap, runner) in limited_jail
+        .map(|jail| ("jail", jail))
+        .into_iter()
+        .chain([("unconfined", limited_unconfined)])
+    {
         assert!(runner.limits_enforced());
         // Memory: a 1 GiB allocation fails under a 512 MiB limit...
         let out = sh(
@@ -447,8 +450,11 @@ async fn resource_limits_bind_the_command() {
 
 #[tokio::test]
 async fn policy_is_enforced_before_anything_runs() {
+    let Some(jail) = jail("policy_is_enforced_before_anything_runs") else {
+        return;
+    };
     let ws = tempfile::tempdir().unwrap();
-    let runner = jail();
+    let runner = jail;
     let err = runner
         .run(ws.path(), &CommandSpec::shell("sudo id > pwned"), None)
         .await
@@ -479,7 +485,7 @@ async fn working_directory_must_be_a_real_directory_inside() {
     let ws = tempfile::tempdir().unwrap();
     std::fs::create_dir(ws.path().join("web")).unwrap();
     std::os::unix::fs::symlink("/etc", ws.path().join("etc-link")).unwrap();
-    for (name, runner) in both() {
+    for (name, runner) in both("working_directory_must_be_a_real_directory_inside") {
         let spec = CommandSpec::argv(["pwd"]).cwd(WorkspacePath::new("web").unwrap());
         let out = runner.run(ws.path(), &spec, None).await.unwrap();
         assert!(
@@ -500,7 +506,7 @@ async fn working_directory_must_be_a_real_directory_inside() {
 #[tokio::test]
 async fn outcome_reports_exit_and_serialises() {
     let ws = tempfile::tempdir().unwrap();
-    for (name, runner) in both() {
+    for (name, runner) in both("outcome_reports_exit_and_serialises") {
         let out = sh(&runner, ws.path(), "echo out; echo err >&2; exit 3").await;
         assert_eq!(out.exit_code, Some(3), "{name}");
         assert_eq!(
@@ -532,7 +538,7 @@ fn http_get(port: u16, path: &str) -> String {
 async fn preview_service_serves_on_its_port_and_stops() {
     let ws = tempfile::tempdir().unwrap();
     std::fs::write(ws.path().join("index.html"), "hello from the preview").unwrap();
-    for (name, runner) in both() {
+    for (name, runner) in both("preview_service_serves_on_its_port_and_stops") {
         let spec = ServiceSpec::new(samokoder_core::runner::Invocation::ShellScript {
             script:
                 "echo starting on $PORT; exec python3 -m http.server \"$PORT\" --bind \"$HOST\""
@@ -567,8 +573,11 @@ async fn preview_service_serves_on_its_port_and_stops() {
 
 #[tokio::test]
 async fn preview_service_lifetime_and_idle_limits() {
+    let Some(jail) = jail("preview_service_lifetime_and_idle_limits") else {
+        return;
+    };
     let ws = tempfile::tempdir().unwrap();
-    let runner = jail();
+    let runner = jail;
     let mut spec = ServiceSpec::new(samokoder_core::runner::Invocation::Argv {
         args: vec!["sleep".into(), "600".into()],
     });
