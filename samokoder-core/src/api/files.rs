@@ -86,6 +86,7 @@ pub struct StateListResponse {
 pub struct StateListQuery {
     /// Page size, 1 to 1000 (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub limit: Option<u32>,
     /// Only states numbered below this (the previous page's `next_before`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

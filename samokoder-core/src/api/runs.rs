@@ -255,6 +255,7 @@ pub struct RunListResponse {
 pub struct RunListQuery {
     /// How many runs, 1 to 100 (default 20), newest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
 }
 

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use http::{HeaderMap, Request, StatusCode};
-use samokoder_server::config::{Config, Environment, PasswordHashConfig};
+use samokoder_server::config::{Config, Environment, PasswordHashConfig, SandboxMode};
 use samokoder_server::extract::{ClientIp, Form, Json, Path, Query};
 use samokoder_server::{Api, AppState, Application, RouteClass, RunningServer, Secrets};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,10 @@ pub fn config() -> (TempDir, Config) {
     config.rate_limit.general_per_minute = 10_000;
     // Tests hash many passwords; tiny argon2 parameters keep them fast (env = test only).
     config.auth.password_hash = PasswordHashConfig::fast_for_tests();
+    // Production requires the jail by default; tests that switch to production to check cookies
+    // or headers must still start on a machine without bubblewrap (the runner's own tests
+    // cover the jail).
+    config.runner.sandbox = Some(SandboxMode::Auto);
     (dir, config)
 }
 
