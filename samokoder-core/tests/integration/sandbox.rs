@@ -1,0 +1,60 @@
+//! The runners the sandbox tests use, and what happens on a machine without bubblewrap.
+//!
+//! `.ci/run` installs bubblewrap and sets `SAMOKODER_TEST_REQUIRE_BWRAP=1`, so in CI a missing or
+//! broken jail fails the tests. On a developer's machine without it, the jail's half of each
+//! test is skipped with a loud notice and the unconfined half still runs: the README's test
+//! command passes on a fresh clone either way.
+
+use std::io::Write as _;
+
+use samokoder_core::runner::{BwrapMode, Runner, RunnerConfig, RunnerError};
+
+/// Set (to anything but `0` or empty) where the jail must work.
+pub const REQUIRE_VAR: &str = "SAMOKODER_TEST_REQUIRE_BWRAP";
+
+fn required() -> bool {
+    std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The bubblewrap runner with default settings; see [`jail_with`].
+pub fn jail(test: &str) -> Option<Runner> {
+    jail_with(test, RunnerConfig::default())
+}
+
+/// The bubblewrap runner with `config`'s other settings, or `None` after a notice on standard
+/// error (written directly: libtest captures `eprintln!`) when bubblewrap does not work here
+/// and [`REQUIRE_VAR`] is unset.
+pub fn jail_with(test: &str, config: RunnerConfig) -> Option<Runner> {
+    match Runner::new(RunnerConfig {
+        bwrap: BwrapMode::Require { path: None },
+        ..config
+    }) {
+        Ok(runner) => Some(runner),
+        Err(RunnerError::SandboxUnavailable(why)) if !required() => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test} in the jail: {why} (install bubblewrap, or set {REQUIRE_VAR}=1 to make this a failure)"
+            );
+            None
+        }
+        Err(error) => {
+            panic!("bubblewrap must work on this machine ({REQUIRE_VAR} is set): {error}")
+        }
+    }
+}
+
+/// The runner with the jail disabled: the scrubbed environment and resource limits only.
+pub fn unconfined() -> Runner {
+    Runner::new(RunnerConfig {
+        bwrap: BwrapMode::Disabled,
+        ..RunnerConfig::default()
+    })
+    .expect("the unconfined runner needs nothing from the host")
+}
+
+/// The jail (when it works here) and the unconfined runner, each with its name.
+pub fn both(test: &str) -> Vec<(&'static str, Runner)> {
+    let mut runners: Vec<_> = jail(test).map(|j| ("jail", j)).into_iter().collect();
+    runners.push(("unconfined", unconfined()));
+    runners
+}
