@@ -22,8 +22,8 @@ pub struct WorkersConfig {
     /// How often an idle worker looks for work, in milliseconds.
     /// Env: `SAMOKODER_WORKERS__POLL_INTERVAL_MS`.
     pub poll_interval_ms: u64,
-    /// Claims of one job before it is given up (a crash-resume and a retry after a provider
-    /// outage each use one; answering a question or resuming makes a new job).
+    /// Attempts at driving a run before it fails (a crash-resume and a retry after a provider
+    /// outage each use one; answering a question or resuming starts a new count).
     /// Env: `SAMOKODER_WORKERS__MAX_ATTEMPTS`.
     pub max_attempts: u32,
     /// The first retry delay after a provider outage or a database error, in seconds; it

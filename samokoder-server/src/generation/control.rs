@@ -226,7 +226,8 @@ pub async fn start(
 
 /// Cancels a run that has not finished. A run being driven stops at once in this process and
 /// at its worker's next heartbeat elsewhere (that worker publishes the final event); a run no
-/// one drives gets its final event here. Cancelling a cancelled run is not an error.
+/// one drives gets its final event here (at once when queued or waiting, after a lease when
+/// it was `running` without a live worker). Cancelling a cancelled run is not an error.
 pub async fn cancel(state: &AppState, run: &Run) -> Result<Run, ApiError> {
     let mut current = run.clone();
     // The status may move between the read and the swap (a worker picking the run up): read
@@ -250,8 +251,18 @@ pub async fn cancel(state: &AppState, run: &Run) -> Result<Run, ApiError> {
         {
             Ok(cancelled) => {
                 if current.status == RunStatus::Running {
-                    // The drive publishes the final event when its token fires.
-                    state.generation().cancels().cancel(current.id);
+                    // The drive publishes the final event when its token fires: here at once,
+                    // in another process at its worker's next heartbeat. Should no worker
+                    // drive the run (its last one died), the event is published once a lease
+                    // has passed.
+                    if !state.generation().cancels().cancel(current.id) {
+                        let state = state.clone();
+                        let run_id = current.id;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(state.config().workers.lease()).await;
+                            super::worker::ensure_final_event(&state, run_id).await;
+                        });
+                    }
                 } else {
                     super::worker::append_final_event(state, current.id, RunOutcome::Cancelled)
                         .await;

@@ -59,10 +59,14 @@ pub const RUN_JOB_KIND: &str = "generation_run";
 
 /// The job that drives run `run_id`. Its dedupe key makes queueing a run twice harmless: while
 /// one job of the run is unfinished, enqueueing another returns that one.
+///
+/// The job gets one claim more than the `max_attempts` drives: a worker making that last,
+/// settling claim fails the run instead of driving it. Without it, a run whose workers all died
+/// would stay `running` forever, because the queue retires such a job without telling anyone.
 pub fn run_job(run_id: Uuid, max_attempts: u32) -> NewJob {
     NewJob {
         dedupe_key: Some(format!("run:{run_id}")),
-        max_attempts: i32::try_from(max_attempts).unwrap_or(i32::MAX).max(1),
+        max_attempts: i32::try_from(max_attempts).unwrap_or(i32::MAX - 1).max(1) + 1,
         ..NewJob::new(RUN_JOB_KIND, json!({ "run_id": run_id }))
     }
 }

@@ -12,12 +12,13 @@
 //! | with an outcome (done, failed, cancelled, budget, a question) | completed | as the engine left it |
 //! | on a question already answered meanwhile | completed | queued again |
 //! | provider outage, database down | retried after a backoff | stays `running` |
-//! | retries used up | dead | `failed` |
+//! | retries used up, or its workers kept dying | completed by the settling claim | `failed` |
 //! | unusable routes (a key went missing) | completed | `failed` |
 //! | the run was cancelled or deleted first | completed | unchanged |
+//! | its history moved under it (a rollback) | completed | `failed` |
 //! | the server shuts down | released for another worker | stays `running` |
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use samokoder_core::engine::{CancellationToken, DriveOptions, EngineError};
 use samokoder_core::state::{EngineEvent, RunOutcome, RunStoreError};
@@ -136,6 +137,22 @@ impl Worker {
             self.complete(&job).await;
             return;
         };
+        if job.attempts >= job.max_attempts {
+            // The settling claim (see `run_job`): every attempt before it ended without the
+            // run finishing, often because the worker died, which nothing else would notice.
+            let reason = format!(
+                "gave up after {} attempts: {}",
+                job.attempts - 1,
+                job.last_error
+                    .as_deref()
+                    .unwrap_or("its workers stopped before finishing (crashed or killed)")
+            );
+            metrics::record_run_finished("failed");
+            self.fail_run(run_id, &reason).await;
+            ensure_final_event(&self.state, run_id).await;
+            self.complete(&job).await;
+            return;
+        }
         let store = self.state.store();
         let run = match store.runs.get(run_id).await {
             Ok(run) => run,
@@ -150,7 +167,7 @@ impl Worker {
             }
         };
         if views::status(run.status).is_final() {
-            self.ensure_final_event(run_id).await;
+            ensure_final_event(&self.state, run_id).await;
             self.complete(&job).await;
             return;
         }
@@ -187,20 +204,28 @@ impl Worker {
         let drive = engine.drive_with(run_id, token.clone(), options);
         tokio::pin!(drive);
         let lease = self.state.config().workers.lease();
-        let mut heartbeat = tokio::time::interval(self.state.config().workers.heartbeat());
+        let beat = self.state.config().workers.heartbeat();
+        let mut heartbeat = tokio::time::interval(beat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
+        let mut renewed = Instant::now();
         loop {
             tokio::select! {
                 result = &mut drive => return Ending::Drove(result),
                 () = stop.cancelled() => return Ending::Stopped,
                 _ = heartbeat.tick() => {
                     match self.state.store().jobs.heartbeat(job.id, &self.id, lease).await {
-                        Ok(_) => {}
+                        Ok(_) => renewed = Instant::now(),
                         Err(StoreError::LeaseLost { .. }) => return Ending::LeaseLost,
-                        // The database may be back by the next beat; the lease has time left.
-                        Err(error) => {
+                        // The database may be back by the next beat while the lease has time
+                        // left; once the next beat would come too late, another worker may
+                        // claim the run, and two must never drive it at once.
+                        Err(error) if renewed.elapsed() + beat < lease => {
                             tracing::warn!(worker = %self.id, run = %run_id, %error, "could not renew the lease");
+                        }
+                        Err(error) => {
+                            tracing::warn!(worker = %self.id, run = %run_id, %error, "could not renew the lease in time; stopping the drive");
+                            return Ending::LeaseLost;
                         }
                     }
                     if let Ok(run) = self.state.store().runs.get(run_id).await
@@ -257,8 +282,19 @@ impl Worker {
         match &error {
             // The run ended (or was cancelled) before this drive could start, or was deleted.
             EngineError::NotDrivable { .. }
-            | EngineError::Store(RunStoreError::Conflict(_) | RunStoreError::NotFound { .. }) => {
-                self.ensure_final_event(run_id).await;
+            | EngineError::Store(RunStoreError::NotFound { .. }) => {
+                ensure_final_event(&self.state, run_id).await;
+                self.complete(job).await;
+            }
+            // A status or checkpoint swap lost: cancelled as the drive started (then `fail_run`
+            // finds it finished and leaves it), or the project's history moved under the run
+            // (a rollback), which it cannot build on: it ends rather than stay `running` with
+            // no job behind it.
+            EngineError::Store(RunStoreError::Conflict(detail)) => {
+                let reason =
+                    format!("the project's history changed while the run worked: {detail}");
+                self.fail_run(run_id, &reason).await;
+                ensure_final_event(&self.state, run_id).await;
                 self.complete(job).await;
             }
             EngineError::Llm(llm)
@@ -372,40 +408,40 @@ impl Worker {
             Err(error) => tracing::warn!(run = %run_id, %error, "could not mark the run failed"),
         }
     }
+}
 
-    /// A run that finished without a worker driving it (cancelled while queued or stopped, or
-    /// by a worker that died) gets the final event its followers wait for.
-    async fn ensure_final_event(&self, run_id: Uuid) {
-        let store = self.state.store();
-        let Ok(run) = store.runs.get(run_id).await else {
+/// A run that finished without a worker driving it (cancelled while queued or stopped, or
+/// by a worker that died) gets the final event its followers wait for.
+pub(crate) async fn ensure_final_event(state: &AppState, run_id: Uuid) {
+    let store = state.store();
+    let Ok(run) = store.runs.get(run_id).await else {
+        return;
+    };
+    let outcome = match run.status {
+        RunStatus::Cancelled => RunOutcome::Cancelled,
+        RunStatus::Failed => RunOutcome::Failed {
+            reason: run.error.clone().unwrap_or_else(|| "failed".to_owned()),
+        },
+        RunStatus::Completed => RunOutcome::Completed {
+            checkpoint_id: Uuid::nil(),
+        },
+        _ => return,
+    };
+    let last = match store.events.last_seq(run_id).await {
+        Ok(last) => last,
+        Err(error) => {
+            tracing::warn!(run = %run_id, %error, "could not read the run's last event");
             return;
-        };
-        let outcome = match run.status {
-            RunStatus::Cancelled => RunOutcome::Cancelled,
-            RunStatus::Failed => RunOutcome::Failed {
-                reason: run.error.clone().unwrap_or_else(|| "failed".to_owned()),
-            },
-            RunStatus::Completed => RunOutcome::Completed {
-                checkpoint_id: Uuid::nil(),
-            },
-            _ => return,
-        };
-        let last = match store.events.last_seq(run_id).await {
-            Ok(last) => last,
-            Err(error) => {
-                tracing::warn!(run = %run_id, %error, "could not read the run's last event");
-                return;
-            }
-        };
-        let has_final = match store.events.after(run_id, last - 1, 1).await {
-            Ok(events) => events
-                .first()
-                .is_some_and(|event| event.kind == samokoder_core::api::events::RUN_FINISHED),
-            Err(_) => return,
-        };
-        if !has_final {
-            append_final_event(&self.state, run_id, outcome).await;
         }
+    };
+    let has_final = match store.events.after(run_id, last - 1, 1).await {
+        Ok(events) => events
+            .first()
+            .is_some_and(|event| event.kind == samokoder_core::api::events::RUN_FINISHED),
+        Err(_) => return,
+    };
+    if !has_final {
+        append_final_event(state, run_id, outcome).await;
     }
 }
 

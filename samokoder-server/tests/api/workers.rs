@@ -307,3 +307,100 @@ async fn a_worker_process_drives_the_runs_a_server_queues() {
     assert!(status.success(), "{status}");
     ga.app.stop().await;
 }
+
+/// Starts an auto run that no server worker picks up, lets a worker of the test's drive it into
+/// its code-writing step, and kills that worker there (its lease then lapses).
+async fn run_with_a_killed_worker(
+    ga: &GenApp,
+    session: &crate::app::Session,
+) -> (Uuid, Uuid, crate::generating::EventStream) {
+    let project = ga.project(session, "Todo").await;
+    let run = ga
+        .start(
+            session,
+            project,
+            json!({"description": "A todo API", "autonomy": "auto"}),
+        )
+        .await;
+    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let mut stream = ga.events(session, project, run_id, None).await;
+    let doomed =
+        tokio::spawn(Worker::new(ga.app.state.clone(), "doomed").run(CancellationToken::new()));
+    stream
+        .until(|e| e.event == "agent_started" && e.data["data"]["agent"] == "code_writer")
+        .await;
+    doomed.abort();
+    assert!(doomed.await.unwrap_err().is_cancelled());
+    (project, run_id, stream)
+}
+
+#[tokio::test]
+async fn a_run_whose_workers_all_died_fails_saying_so() {
+    let ga = GenApp::spawn(
+        Script {
+            slow_test_file: true,
+            ..Script::default()
+        },
+        |config| {
+            config.workers.concurrency = 0;
+            config.workers.max_attempts = 1;
+        },
+    )
+    .await;
+    let session = ga.app.user().await;
+    let (project, run_id, mut stream) = run_with_a_killed_worker(&ga, &session).await;
+
+    // The next claim is past the attempts: it ends the run instead of driving it.
+    let stop = CancellationToken::new();
+    let settler = tokio::spawn(Worker::new(ga.app.state.clone(), "settler").run(stop.clone()));
+    let rest = tokio::time::timeout(RUN_TIMEOUT, stream.rest())
+        .await
+        .expect("the stream ends");
+    let last = rest.last().expect("a final event");
+    assert_eq!(last.outcome(), Some("failed"), "{rest:?}");
+    let reason = last.data.to_string();
+    assert!(
+        reason.contains("gave up after 1 attempts") && reason.contains("crashed or killed"),
+        "{reason}"
+    );
+    assert!(
+        rest.iter().all(|e| e.event != "run_started"),
+        "not driven again: {rest:?}"
+    );
+    let run = ga.run(&session, project, run_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    stop.cancel();
+    settler.await.unwrap();
+    ga.app.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_run_whose_worker_died_still_ends_its_stream() {
+    let ga = GenApp::spawn(
+        Script {
+            slow_test_file: true,
+            ..Script::default()
+        },
+        |config| config.workers.concurrency = 0,
+    )
+    .await;
+    let session = ga.app.user().await;
+    let (project, run_id, mut stream) = run_with_a_killed_worker(&ga, &session).await;
+    assert_eq!(ga.run(&session, project, run_id).await["status"], "running");
+
+    // No worker anywhere will see the cancel: the server publishes the end itself.
+    let cancel = format!("/v1/projects/{project}/runs/{run_id}/cancel");
+    let cancelled = send(ga.app.as_user(Method::POST, &cancel, &session))
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(cancelled["status"], "cancelled");
+    let rest = tokio::time::timeout(Duration::from_secs(60), stream.rest())
+        .await
+        .expect("the stream ends");
+    assert_eq!(
+        rest.last().and_then(|e| e.outcome()),
+        Some("cancelled"),
+        "{rest:?}"
+    );
+    ga.app.stop().await;
+}
