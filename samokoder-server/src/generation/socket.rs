@@ -5,8 +5,15 @@
 //! then follows every run of the project, including runs started later. As with SSE the store
 //! is read in sequence order per run (no gap, no repeat); the engine's live feed and a poll
 //! interval only say when to read.
+//!
+//! A `question` frame goes out once per question, and only while it waits for an answer: a
+//! replayed `question_asked` event of an answered question (or of a finished run) is sent as
+//! the event alone. The server pings every keep-alive interval and ends a socket that stays
+//! silent for three of them, and every socket ends after the access-token lifetime, so a
+//! logged-out session does not keep one open: the browser reconnects with a fresh token.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
@@ -36,6 +43,8 @@ struct Runs {
     finished: HashSet<Uuid>,
     /// Runs seen (followed or deliberately not: the older ones at connect time).
     known: HashSet<Uuid>,
+    /// Questions sent as `question` frames.
+    asked: HashSet<Uuid>,
 }
 
 struct Session {
@@ -65,8 +74,13 @@ impl Session {
         self.runs.known.extend(recent.iter().map(|run| run.id));
         if let Some(newest) = recent.first() {
             self.runs.followed.insert(newest.id, 0);
-            let pending = self.state.store().questions.pending(newest.id).await?;
+            let pending = if views::status(newest.status).is_final() {
+                Vec::new()
+            } else {
+                self.state.store().questions.pending(newest.id).await?
+            };
             for question in pending {
+                self.runs.asked.insert(question.id);
                 let frame = WsServerFrame::Question {
                     question: views::question(&question),
                 };
@@ -116,7 +130,12 @@ impl Session {
                 if event.ends_stream() {
                     self.runs.finished.insert(run_id);
                 }
-                let question = question_of(&event);
+                let question = match question_of(&event) {
+                    Some(question) if self.runs.asked.insert(question.id) => {
+                        self.still_waiting(question).await
+                    }
+                    _ => None,
+                };
                 self.send(&WsServerFrame::Event { event }).await?;
                 if let Some(question) = question {
                     self.send(&WsServerFrame::Question { question }).await?;
@@ -124,6 +143,18 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The question as the store has it now, if it still waits for an answer.
+    async fn still_waiting(&self, question: QuestionResponse) -> Option<QuestionResponse> {
+        match self.state.store().questions.get(question.id).await {
+            Ok(stored) if stored.answer.is_none() => Some(question),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(question = %question.id, %error, "could not check a question for a socket");
+                None
+            }
+        }
     }
 
     async fn on_text(&mut self, text: &str) -> Result<(), Closed> {
@@ -240,6 +271,15 @@ pub async fn serve(socket: WebSocket, state: AppState, project: Project) {
     }
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let keep_alive = session.state.config().runs.keep_alive();
+    let mut ping = tokio::time::interval(keep_alive);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut heard = Instant::now();
+    let ends = tokio::time::sleep(std::time::Duration::from_secs(
+        session.state.config().auth.access_ttl_secs,
+    ));
+    tokio::pin!(ends);
     loop {
         // News of a followed run wakes the socket at once; new runs of the project are found
         // at the next tick (the live feed carries every project's runs).
@@ -247,7 +287,22 @@ pub async fn serve(socket: WebSocket, state: AppState, project: Project) {
         let relevant = move |run: Uuid| followed.contains(&run);
         let outcome = tokio::select! {
             () = shutdown.cancelled() => break,
-            message = incoming.next() => match message {
+            () = &mut ends => {
+                let frame = WsServerFrame::Error {
+                    code: "session_expired".into(),
+                    detail: "The socket lasts as long as an access token; reconnect with a new token".into(),
+                };
+                let _ = session.send(&frame).await;
+                break;
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > keep_alive * 3 {
+                    tracing::info!(project = %project.id, "websocket silent too long; closing it");
+                    break;
+                }
+                session.sink.send(Message::Ping(Default::default())).await.map_err(|_| Closed)
+            }
+            message = incoming.next() => match message.inspect(|_| heard = Instant::now()) {
                 Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => {
                     let frame = WsServerFrame::Error {

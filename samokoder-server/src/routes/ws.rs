@@ -20,6 +20,10 @@ use crate::extract::{CurrentUser, Json, Path, Query};
 use crate::generation::{socket, ws_token};
 use crate::state::AppState;
 
+/// The largest frame a browser may send: an answer of `MAX_ANSWER_CHARS` characters, each
+/// JSON-escaped to at most 12 bytes (a surrogate pair), plus the frame's other fields.
+const MAX_CLIENT_FRAME_BYTES: usize = samokoder_core::api::runs::MAX_ANSWER_CHARS * 12 + 1024;
+
 /// The routes of this file.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -156,5 +160,10 @@ async fn project_socket(
         Err(error) => return Err(error.into()),
     };
     tracing::info!(project = %project.id, "websocket opened");
+    // Client frames are answers and pings: the protocol's 64 MiB default would let one socket
+    // make the server buffer and parse huge frames.
+    let upgrade = upgrade
+        .max_message_size(MAX_CLIENT_FRAME_BYTES)
+        .max_frame_size(MAX_CLIENT_FRAME_BYTES);
     Ok(upgrade.on_upgrade(move |socket| socket::serve(socket, state, project)))
 }

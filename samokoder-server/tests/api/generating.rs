@@ -358,6 +358,28 @@ impl Socket {
         }
     }
 
+    /// Sends a text frame as it is; an error when the socket is gone.
+    pub async fn send_text(&mut self, text: String) -> Result<(), tungstenite::Error> {
+        futures::SinkExt::send(&mut self.stream, Message::Text(text.into())).await
+    }
+
+    /// The JSON frames the server sends until it closes the socket (within 30 s).
+    pub async fn until_closed(&mut self) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("the socket stayed open; frames: {frames:?}"));
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    frames.push(serde_json::from_str(text.as_str()).unwrap());
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(_) | Err(_)) | None => return frames,
+            }
+        }
+    }
+
     /// Sends a JSON frame.
     pub async fn send(&mut self, frame: Value) {
         futures::SinkExt::send(&mut self.stream, Message::Text(frame.to_string().into()))

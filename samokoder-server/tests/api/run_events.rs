@@ -175,3 +175,28 @@ async fn only_the_owner_opens_a_projects_socket_with_a_single_use_token_or_the_c
     .assert_error(StatusCode::UPGRADE_REQUIRED, "upgrade_required");
     ga.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_socket_sending_a_huge_frame_is_closed() {
+    let ga = GenApp::spawn(Script::default(), |config| {
+        config.workers.concurrency = 0;
+    })
+    .await;
+    let alice = ga.app.user().await;
+    let project = ga.project(&alice, "Alice's").await;
+    let token = ga.ws_token(&alice, project).await;
+    let mut socket = ga.socket(project, Some(&token), &[]).await.expect("opens");
+    assert_eq!(socket.next().await["type"], "subscribed");
+    // An ordinary frame is answered...
+    socket.send(json!({"type": "ping"})).await;
+    assert_eq!(socket.next().await, json!({"type": "pong"}));
+    // ...one far past any answer's size ends the socket instead of being read.
+    let huge = json!({"type": "answer", "question_id": Uuid::nil(), "text": "x".repeat(1 << 20)});
+    let _ = socket.send_text(huge.to_string()).await;
+    let frames = socket.until_closed().await;
+    assert!(
+        frames.iter().all(|frame| frame["type"] != "answer_result"),
+        "{frames:?}"
+    );
+    ga.app.stop().await;
+}
