@@ -46,18 +46,39 @@ struct Preview {
     idle_timeout: Duration,
 }
 
+/// The previews of this process, and the starts in progress, by project.
+#[derive(Default)]
+struct Previews {
+    running: HashMap<Uuid, Preview>,
+    /// Project → user of starts that passed the per-user limit and have not finished: they
+    /// count against the limit, and a second start of the same project waits for none.
+    starting: HashMap<Uuid, Uuid>,
+}
+
 /// The previews of this process, by project.
 #[derive(Clone)]
 pub struct PreviewManager {
     dir: PathBuf,
-    previews: Arc<Mutex<HashMap<Uuid, Preview>>>,
+    previews: Arc<Mutex<Previews>>,
+}
+
+/// A place held under the per-user limit while a preview starts; given back when dropped.
+struct Reservation {
+    manager: PreviewManager,
+    project: Uuid,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.manager.lock().starting.remove(&self.project);
+    }
 }
 
 impl std::fmt::Debug for PreviewManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreviewManager")
             .field("dir", &self.dir)
-            .field("previews", &self.lock().len())
+            .field("previews", &self.lock().running.len())
             .finish()
     }
 }
@@ -71,29 +92,62 @@ impl PreviewManager {
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
-            previews: Arc::new(Mutex::new(HashMap::new())),
+            previews: Arc::new(Mutex::new(Previews::default())),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Preview>> {
+    fn lock(&self) -> MutexGuard<'_, Previews> {
         self.previews.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Live previews of `user` on projects other than `except`.
-    fn live_for_user(&self, user: Uuid, except: Uuid) -> usize {
-        self.lock()
+    /// Holds a place for `user`'s preview of `project` while it starts: 409 `preview_starting`
+    /// when that project's preview is starting already, 429 `too_many_previews` when `user`'s
+    /// live and starting previews on other projects reach `max_per_user`. Checked and taken
+    /// under one lock, so concurrent starts cannot all pass the limit.
+    fn reserve(
+        &self,
+        user: Uuid,
+        project: Uuid,
+        max_per_user: usize,
+    ) -> Result<Reservation, ApiError> {
+        let mut previews = self.lock();
+        if previews.starting.contains_key(&project) {
+            return Err(ApiError::conflict(
+                "preview_starting",
+                "The project's preview is starting; ask for its status",
+            ));
+        }
+        let live = previews
+            .running
             .iter()
-            .filter(|(project, preview)| {
-                **project != except && preview.user_id == user && is_alive(preview)
-            })
-            .count()
+            .filter(|(id, preview)| **id != project && preview.user_id == user && is_alive(preview))
+            .count();
+        let starting = previews
+            .starting
+            .iter()
+            .filter(|(id, owner)| **id != project && **owner == user)
+            .count();
+        if live + starting >= max_per_user {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_previews",
+                format!(
+                    "You already run {max_per_user} preview(s), the most at once; stop one first"
+                ),
+            ));
+        }
+        previews.starting.insert(project, user);
+        Ok(Reservation {
+            manager: self.clone(),
+            project,
+        })
     }
 
     /// What a status request shows for `project` (and it counts as activity).
     pub async fn info(&self, project: Uuid) -> PreviewInfo {
         let snapshot = {
             let previews = self.lock();
-            previews.get(&project).map(|preview| {
+            previews.running.get(&project).map(|preview| {
                 preview.handle.touch();
                 (
                     preview.handle.status(),
@@ -153,7 +207,7 @@ impl PreviewManager {
 
     /// Stops every preview (server shutdown).
     pub async fn stop_all(&self) {
-        let projects: Vec<Uuid> = self.lock().keys().copied().collect();
+        let projects: Vec<Uuid> = self.lock().running.keys().copied().collect();
         for project in projects {
             self.stop(project).await;
         }
@@ -161,7 +215,7 @@ impl PreviewManager {
 
     /// Stops `project`'s preview; when it was there, the instant it stopped.
     pub async fn stop(&self, project: Uuid) -> Option<DateTime<Utc>> {
-        let preview = self.lock().remove(&project)?;
+        let preview = self.lock().running.remove(&project)?;
         preview.handle.stop().await;
         let dir = self.dir.join(project.to_string());
         if let Err(error) = tokio::fs::remove_dir_all(&dir).await
@@ -232,16 +286,7 @@ pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<Previ
     let config = &state.config().preview;
     let (state_id, command) = start_command(state, project).await?;
     let previews = state.generation().previews();
-    if previews.live_for_user(user.id, project) >= config.max_per_user {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_previews",
-            format!(
-                "You already run {} preview(s), the most at once; stop one first",
-                config.max_per_user
-            ),
-        ));
-    }
+    let reservation = previews.reserve(user.id, project, config.max_per_user)?;
     quota::consume(state.store(), user, QuotaKind::Preview).await?;
     previews.stop(project).await;
 
@@ -276,7 +321,7 @@ pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<Previ
     let timeout = Duration::from_secs(config.start_timeout_secs);
     // Not listening in time is not an error of the request: the status says what happened.
     let _ = handle.wait_until_listening(timeout).await;
-    previews.lock().insert(
+    previews.lock().running.insert(
         project,
         Preview {
             user_id: user.id,
@@ -287,5 +332,6 @@ pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<Previ
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         },
     );
+    drop(reservation);
     Ok(previews.info(project).await)
 }

@@ -43,7 +43,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 402, description = "`quota_exceeded`: no deployments left in the plan this month", body = ErrorBody),
         (status = 404, description = "`project_not_found`", body = ErrorBody),
-        (status = 409, description = "`nothing_to_preview`, `no_start_command` or `preview_refused` (the sandbox's policy refuses the command)", body = ErrorBody),
+        (status = 409, description = "`nothing_to_preview`, `no_start_command`, `preview_starting` (a start of this preview is in progress) or `preview_refused` (the sandbox's policy refuses the command)", body = ErrorBody),
         (status = 429, description = "`too_many_previews`: stop another preview first", body = ErrorBody),
     )
 )]

@@ -378,6 +378,8 @@ async fn delete_project(
             StoreError::NotFound { .. } => project_not_found(),
             other => other.into(),
         })?;
+    // Its preview would otherwise run on (and count against the owner's limit) until it idles.
+    state.generation().previews().stop(project.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

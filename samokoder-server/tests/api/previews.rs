@@ -154,6 +154,39 @@ async fn a_preview_runs_the_app_in_the_sandbox_within_the_plans_limits() {
     )
     .await
     .ok(StatusCode::OK);
+
+    // Two starts at once on different projects: the limit still holds.
+    let start_first = format!("/v1/projects/{first}/preview/start");
+    let start_second = format!("/v1/projects/{second}/preview/start");
+    let (a, b) = tokio::join!(
+        post(&ga, &session, &start_first),
+        post(&ga, &session, &start_second),
+    );
+    let (started, refused, running, idle) = if a.status == StatusCode::OK {
+        (a, b, first, second)
+    } else {
+        (b, a, second, first)
+    };
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_previews");
+    let url = started.json()["url"].as_str().unwrap().to_owned();
+    // Deleting the project stops its preview and frees its place.
+    send(
+        ga.app
+            .as_user(Method::DELETE, &format!("/v1/projects/{running}"), &session),
+    )
+    .await
+    .ok(StatusCode::NO_CONTENT);
+    assert!(
+        reqwest::get(format!("{url}/health")).await.is_err(),
+        "stopped with its project"
+    );
+    post(&ga, &session, &format!("/v1/projects/{idle}/preview/start"))
+        .await
+        .ok(StatusCode::OK);
+    post(&ga, &session, &format!("/v1/projects/{idle}/preview/stop"))
+        .await
+        .ok(StatusCode::OK);
     ga.app.stop().await;
 }
 
