@@ -511,6 +511,11 @@ pub trait JobQueue: Send + Sync {
         backoff: Backoff,
     ) -> StoreResult<FailOutcome>;
 
+    /// Gives a job `worker` holds back to the queue, due at once, without counting the claim
+    /// as an attempt: for a worker that stops on purpose (a deploy), so that stopping does not
+    /// use up the job's retries. [`StoreError::LeaseLost`] as for [`JobQueue::complete`].
+    async fn release(&self, job_id: Uuid, worker: &str) -> StoreResult<()>;
+
     /// Cancels a job that has not started; returns whether it did (a running or finished job is
     /// left alone).
     async fn cancel(&self, job_id: Uuid) -> StoreResult<bool>;

@@ -16,7 +16,7 @@
 //! | unusable routes (a key went missing) | completed | `failed` |
 //! | the run was cancelled or deleted first | completed | unchanged |
 //! | its history moved under it (a rollback) | completed | `failed` |
-//! | the server shuts down | released for another worker | stays `running` |
+//! | the server shuts down | released for another worker (no attempt spent) | stays `running` |
 
 use std::time::{Duration, Instant};
 
@@ -251,22 +251,10 @@ impl Worker {
             Ending::Drove(Err(error)) => self.settle_error(job, run_id, error).await,
             Ending::Stopped => {
                 tracing::info!(worker = %self.id, run = %run_id, "stopping; the run resumes elsewhere");
-                let release = Backoff {
-                    base: Duration::from_millis(100),
-                    max: Duration::from_millis(100),
-                };
-                match self
-                    .state
-                    .store()
-                    .jobs
-                    .fail(job.id, &self.id, "the worker stopped", release)
-                    .await
-                {
-                    Ok(FailOutcome::Dead) => {
-                        self.fail_run(run_id, "the run's workers stopped too often")
-                            .await;
-                    }
-                    Ok(FailOutcome::Retrying { .. }) | Err(StoreError::LeaseLost { .. }) => {}
+                // Released without spending an attempt: stopping (a deploy) is not the run's
+                // failure, and rolling deploys must not use up its retries.
+                match self.state.store().jobs.release(job.id, &self.id).await {
+                    Ok(()) | Err(StoreError::LeaseLost { .. }) => {}
                     Err(error) => {
                         tracing::warn!(run = %run_id, %error, "could not release the job; its lease will lapse");
                     }

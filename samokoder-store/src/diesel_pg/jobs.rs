@@ -320,6 +320,32 @@ impl JobQueue for DieselPgStore {
         Ok(())
     }
 
+    async fn release(&self, job_id: Uuid, worker: &str) -> StoreResult<()> {
+        const ACTION: &str = "releasing job";
+        let mut conn = self.conn(ACTION).await?;
+        let rows = diesel::update(
+            jobs::table
+                .find(job_id)
+                .filter(jobs::lease_owner.eq(worker))
+                .filter(jobs::status.eq(RUNNING)),
+        )
+        .set((
+            jobs::status.eq(QUEUED),
+            jobs::attempts.eq(jobs::attempts - 1),
+            jobs::run_at.eq(now),
+            jobs::lease_owner.eq(None::<&str>),
+            jobs::lease_expires_at.eq(None::<DateTime<Utc>>),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(db("job", ACTION))?;
+        if rows == 0 {
+            return Err(lease_lost(job_id, worker));
+        }
+        Ok(())
+    }
+
     async fn fail(
         &self,
         job_id: Uuid,

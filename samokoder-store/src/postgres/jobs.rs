@@ -206,6 +206,23 @@ impl JobQueue for PgStore {
         Ok(())
     }
 
+    async fn release(&self, job_id: Uuid, worker: &str) -> StoreResult<()> {
+        let released = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = now(),
+                             lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map_err(err("job", "releasing job"))?;
+        if released.rows_affected() == 0 {
+            return Err(lease_lost(job_id, worker));
+        }
+        Ok(())
+    }
+
     async fn fail(
         &self,
         job_id: Uuid,

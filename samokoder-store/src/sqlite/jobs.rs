@@ -202,6 +202,27 @@ impl JobQueue for SqliteStore {
         Ok(())
     }
 
+    async fn release(&self, job_id: Uuid, worker: &str) -> StoreResult<()> {
+        let released = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $3,
+                             lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(worker)
+        .bind(ts(now()))
+        .execute(&self.writer)
+        .await
+        .map_err(err("job", "releasing job"))?;
+        if released.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost {
+                job_id,
+                worker: worker.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     async fn fail(
         &self,
         job_id: Uuid,

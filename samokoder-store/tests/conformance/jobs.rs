@@ -294,6 +294,38 @@ pub async fn expired_lease_is_reclaimed(ctx: Ctx) {
     store.jobs.complete(queued.id, "worker-b").await.unwrap();
 }
 
+pub async fn release_returns_the_job_without_spending_an_attempt(ctx: Ctx) {
+    let store = &ctx.store;
+    let mut once = job("once");
+    once.max_attempts = 1;
+    let queued = store.jobs.enqueue(&once).await.unwrap().job;
+    let claimed = store.jobs.claim("a", &[], LONG).await.unwrap().unwrap();
+    assert_eq!(claimed.attempts, 1);
+    // Only its holder releases it.
+    assert_err!(
+        store.jobs.release(queued.id, "b").await,
+        StoreError::LeaseLost { .. }
+    );
+    store.jobs.release(queued.id, "a").await.unwrap();
+    let released = store.jobs.get(queued.id).await.unwrap();
+    assert_eq!(
+        (released.status, released.attempts, released.lease_owner),
+        (JobStatus::Queued, 0, None)
+    );
+    // Due at once, and its one attempt is still there to spend.
+    let again = store.jobs.claim("b", &[], LONG).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (queued.id, 1));
+    assert_err!(
+        store.jobs.release(queued.id, "a").await,
+        StoreError::LeaseLost { .. }
+    );
+    store.jobs.complete(queued.id, "b").await.unwrap();
+    assert_err!(
+        store.jobs.release(queued.id, "b").await,
+        StoreError::LeaseLost { .. }
+    );
+}
+
 pub async fn last_attempt_expiry_is_dead(ctx: Ctx) {
     let store = &ctx.store;
     let mut once = job("once");

@@ -84,6 +84,7 @@ macro_rules! for_each_case {
                 dedupe_key,
                 fail_retries_with_backoff_then_dies,
                 expired_lease_is_reclaimed,
+                release_returns_the_job_without_spending_an_attempt,
                 last_attempt_expiry_is_dead,
                 cancel_get_purge,
                 eight_workers_one_dies_no_job_lost,
