@@ -626,8 +626,8 @@ mod tests {
 
     #[async_trait]
     impl RevocationStore for CountingStore {
-        async fn revoke_token(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<()> {
-            Ok(())
+        async fn revoke_token(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<bool> {
+            Ok(true)
         }
         async fn revoke_user_tokens_before(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<()> {
             Ok(())
@@ -665,7 +665,7 @@ mod tests {
 
     #[async_trait]
     impl RevocationStore for BrokenStore {
-        async fn revoke_token(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<()> {
+        async fn revoke_token(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<bool> {
             Err(PortError::new(std::io::Error::other("down")))
         }
         async fn revoke_user_tokens_before(&self, _: Uuid, _: DateTime<Utc>) -> PortResult<()> {

@@ -8,6 +8,7 @@
 //! 15 minutes), and lockout counters start from zero.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -130,13 +131,19 @@ impl InMemoryRevocationStore {
 
 #[async_trait]
 impl RevocationStore for InMemoryRevocationStore {
-    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<()> {
-        lock(&self.state)
-            .tokens
-            .entry(jti)
-            .and_modify(|existing| *existing = (*existing).max(expires_at))
-            .or_insert(expires_at);
-        Ok(())
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<bool> {
+        let mut state = lock(&self.state);
+        match state.tokens.entry(jti) {
+            Entry::Occupied(mut existing) => {
+                let later = (*existing.get()).max(expires_at);
+                existing.insert(later);
+                Ok(false)
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(expires_at);
+                Ok(true)
+            }
+        }
     }
 
     async fn revoke_user_tokens_before(&self, user_id: Uuid, at: DateTime<Utc>) -> PortResult<()> {
@@ -414,8 +421,12 @@ mod tests {
         };
         let one = token(t(0));
         assert!(!store.is_revoked(&one).await.unwrap());
-        store.revoke_token(one.jti, t(900)).await.unwrap();
+        assert!(store.revoke_token(one.jti, t(900)).await.unwrap());
         assert!(store.is_revoked(&one).await.unwrap());
+        assert!(
+            !store.revoke_token(one.jti, t(600)).await.unwrap(),
+            "revoked already"
+        );
 
         store.revoke_user_tokens_before(user, t(100)).await.unwrap();
         assert!(store.is_revoked(&token(t(100))).await.unwrap());

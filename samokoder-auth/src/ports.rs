@@ -81,7 +81,11 @@ pub trait RevocationStore: Send + Sync {
     /// Revokes one token id until `expires_at`, after which the row may be purged. Callers pass
     /// the last instant the token could still verify, i.e. its `exp` plus the verifier's leeway
     /// ([`crate::refresh::RefreshService::revoke_access`] does).
-    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<()>;
+    ///
+    /// Returns whether this call revoked it, `false` when it was revoked already (the expiry
+    /// then becomes the later of the two). The answer is atomic: of concurrent calls for one
+    /// id, exactly one gets `true`, which makes revocation usable as a "use once" record.
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<bool>;
 
     /// Revokes every token of `user_id` issued at or before `at` (logout everywhere).
     async fn revoke_user_tokens_before(&self, user_id: Uuid, at: DateTime<Utc>) -> PortResult<()>;

@@ -85,7 +85,6 @@ struct Inner {
     run_store: Arc<dyn RunStore>,
     cancels: cancel::CancelRegistry,
     previews: preview::PreviewManager,
-    ws_tokens: ws_token::WsTokens,
     shutdown: CancellationToken,
     /// Wakes idle in-process workers when a run is queued.
     work: Notify,
@@ -147,7 +146,6 @@ impl Generation {
                 run_store,
                 cancels: cancel::CancelRegistry::default(),
                 previews,
-                ws_tokens: ws_token::WsTokens::default(),
                 shutdown: CancellationToken::new(),
                 work: Notify::new(),
             }),
@@ -177,11 +175,6 @@ impl Generation {
     /// The previews this process runs.
     pub fn previews(&self) -> &preview::PreviewManager {
         &self.inner.previews
-    }
-
-    /// The WebSocket tokens this process saw used.
-    pub fn ws_tokens(&self) -> &ws_token::WsTokens {
-        &self.inner.ws_tokens
     }
 
     /// Fires when the server shuts down: event streams end, workers stop claiming.

@@ -5,12 +5,11 @@
 //! A token is the secret box's authenticated encryption of `{typ: "ws", sub, project, iat,
 //! exp, jti}`: it cannot be forged or altered, is opaque to its holder, and any server
 //! process with the same keys can check it. It is good for one connection to one project's
-//! socket for [`TTL`]: its `jti` is entered into the revocation store when it is used (so
-//! "log out everywhere" also voids unused ones), and this process keeps the ids it saw used
-//! so two simultaneous uses here cannot both pass between the check and the entry.
+//! socket for [`TTL`]: its `jti` is entered into the revocation store when it is used, and
+//! only the use that enters it first passes (the store answers that atomically, so two
+//! simultaneous uses on two server processes cannot both pass). "Log out everywhere" voids
+//! unused tokens too.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -39,27 +38,6 @@ struct Claims {
     iat: i64,
     exp: i64,
     jti: Uuid,
-}
-
-/// The ids of tokens this process saw used, until they expire.
-#[derive(Clone, Default)]
-pub struct WsTokens {
-    used: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
-}
-
-impl std::fmt::Debug for WsTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsTokens").finish_non_exhaustive()
-    }
-}
-
-impl WsTokens {
-    /// Records `jti` as used; `false` when it already was.
-    fn first_use(&self, jti: Uuid, expires: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        used.retain(|_, until| *until > now);
-        used.insert(jti, expires).is_none()
-    }
 }
 
 /// Issues a token for `user` to open `project`'s socket.
@@ -101,13 +79,6 @@ pub async fn redeem(state: &AppState, token: &str, project: Uuid) -> Result<Uuid
     if claims.typ != TYPE || expires <= now || claims.project != project {
         return Err(refused());
     }
-    if !state
-        .generation()
-        .ws_tokens()
-        .first_use(claims.jti, expires, now)
-    {
-        return Err(refused());
-    }
     let revocations = &state.store().revocations;
     let reference = TokenRef {
         jti: claims.jti,
@@ -121,27 +92,12 @@ pub async fn redeem(state: &AppState, token: &str, project: Uuid) -> Result<Uuid
     {
         return Err(refused());
     }
-    revocations
+    let first_use = revocations
         .revoke_token(claims.jti, expires)
         .await
         .map_err(ApiError::internal)?;
-    Ok(claims.sub)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_id_is_used_once_until_it_expires() {
-        let tokens = WsTokens::default();
-        let now = Utc::now();
-        let jti = Uuid::new_v4();
-        let later = now + chrono::Duration::seconds(60);
-        assert!(tokens.first_use(jti, later, now));
-        assert!(!tokens.first_use(jti, later, now));
-        // Forgotten once expired (the token itself no longer verifies then).
-        let after = later + chrono::Duration::seconds(1);
-        assert!(tokens.first_use(jti, after + chrono::Duration::seconds(60), after));
+    if !first_use {
+        return Err(refused());
     }
+    Ok(claims.sub)
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
-use diesel::sql_types::{Int8, Text, Timestamptz};
+use diesel::sql_types::{Bool, Int8, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use samokoder_auth::ports::{
     FailedLogin, LoginAttemptStore, PortResult, RefreshFamily, RefreshFamilyStore, RevocationStore,
@@ -366,22 +366,25 @@ impl RefreshFamilyStore for DieselPgStore {
 
 #[async_trait]
 impl RevocationStore for DieselPgStore {
-    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<()> {
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<bool> {
         const ACTION: &str = "revoking token";
         let mut conn = self.conn(ACTION).await?;
         // Revoking twice keeps the later expiry, so the row lives as long as the token could.
-        diesel::sql_query(
+        // `xmax = 0` holds for a row this statement inserted, not for one it updated: of two
+        // concurrent upserts, the second waits for the first and then updates.
+        let row: Inserted = diesel::sql_query(
             "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3)
              ON CONFLICT (jti) DO UPDATE
-             SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
+             SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)
+             RETURNING (xmax = 0) AS inserted",
         )
         .bind::<diesel::sql_types::Uuid, _>(jti)
         .bind::<Timestamptz, _>(truncate_micros(expires_at))
         .bind::<Timestamptz, _>(now())
-        .execute(&mut conn)
+        .get_result(&mut conn)
         .await
         .map_err(db("revoked token", ACTION))?;
-        Ok(())
+        Ok(row.inserted)
     }
 
     async fn revoke_user_tokens_before(&self, user_id: Uuid, at: DateTime<Utc>) -> PortResult<()> {
@@ -422,6 +425,13 @@ impl RevocationStore for DieselPgStore {
         .map_err(db("revoked token", ACTION))?;
         Ok(revoked)
     }
+}
+
+/// Whether an upsert inserted its row.
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = Bool)]
+    inserted: bool,
 }
 
 #[derive(QueryableByName)]

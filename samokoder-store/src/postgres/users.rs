@@ -325,20 +325,23 @@ impl RefreshFamilyStore for PgStore {
 
 #[async_trait]
 impl RevocationStore for PgStore {
-    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<()> {
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<bool> {
         // Revoking twice keeps the later expiry, so the row lives as long as the token could.
-        sqlx::query(
+        // `xmax = 0` holds for a row this statement inserted, not for one it updated: of two
+        // concurrent upserts, the second waits for the first and then updates.
+        let inserted: bool = sqlx::query_scalar(
             "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3)
              ON CONFLICT (jti) DO UPDATE
-             SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
+             SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)
+             RETURNING (xmax = 0)",
         )
         .bind(jti)
         .bind(truncate_micros(expires_at))
         .bind(now())
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(err("revoked token", "revoking token"))?;
-        Ok(())
+        Ok(inserted)
     }
 
     async fn revoke_user_tokens_before(&self, user_id: Uuid, at: DateTime<Utc>) -> PortResult<()> {

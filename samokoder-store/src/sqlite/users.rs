@@ -324,7 +324,17 @@ impl RefreshFamilyStore for SqliteStore {
 
 #[async_trait]
 impl RevocationStore for SqliteStore {
-    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<()> {
+    async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> PortResult<bool> {
+        const ACTION: &str = "revoking token";
+        // The write transaction holds the database's write lock from its first statement, so
+        // the look and the upsert are one step for every other writer.
+        let mut tx = self.begin_write(ACTION).await?;
+        let known = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("revoked token", ACTION))?
+            .is_some();
         // Revoking twice keeps the later expiry, so the row lives as long as the token could.
         sqlx::query(
             "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3)
@@ -333,10 +343,11 @@ impl RevocationStore for SqliteStore {
         .bind(jti)
         .bind(ts(truncate_micros(expires_at)))
         .bind(ts(now()))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map_err(err("revoked token", "revoking token"))?;
-        Ok(())
+        .map_err(err("revoked token", ACTION))?;
+        super::commit(tx, ACTION).await?;
+        Ok(!known)
     }
 
     async fn revoke_user_tokens_before(&self, user_id: Uuid, at: DateTime<Utc>) -> PortResult<()> {

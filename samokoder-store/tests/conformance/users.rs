@@ -335,17 +335,36 @@ pub async fn token_revocation(ctx: Ctx) {
     };
     assert!(!store.revocations.is_revoked(&token).await.unwrap());
 
-    store
-        .revocations
-        .revoke_token(token.jti, Utc::now() + Duration::minutes(10))
-        .await
-        .unwrap();
-    store
-        .revocations
-        .revoke_token(token.jti, Utc::now() + Duration::minutes(5))
-        .await
-        .expect("revoking twice is fine");
+    assert!(
+        store
+            .revocations
+            .revoke_token(token.jti, Utc::now() + Duration::minutes(10))
+            .await
+            .unwrap(),
+        "the first revocation says so"
+    );
+    assert!(
+        !store
+            .revocations
+            .revoke_token(token.jti, Utc::now() + Duration::minutes(5))
+            .await
+            .expect("revoking twice is fine"),
+        "the second finds it revoked"
+    );
     assert!(store.revocations.is_revoked(&token).await.unwrap());
+    // Of concurrent revocations of one id, exactly one is the first (single-use tokens rely
+    // on it across server processes).
+    let contested = Uuid::now_v7();
+    let firsts = futures::future::join_all((0..16).map(|_| {
+        store
+            .revocations
+            .revoke_token(contested, Utc::now() + Duration::minutes(10))
+    }))
+    .await
+    .into_iter()
+    .filter(|first| *first.as_ref().unwrap())
+    .count();
+    assert_eq!(firsts, 1);
 
     // "Revoke everything issued at or before the mark".
     let other = TokenRef {
