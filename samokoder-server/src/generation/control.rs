@@ -399,11 +399,19 @@ pub async fn answer(
     };
     // Queue the run to continue. While a worker still holds it (it is finishing the turn that
     // asked), the swap does not apply; that worker sees the answer and queues the run itself.
+    // A run already `queued` is queued again too: its unfinished job absorbs the duplicate,
+    // and one left without a job (its worker failed to queue it) gets one, so sending the
+    // answer again always gets an answered run moving.
     let job = run_job(run.id, state.config().workers.max_attempts);
     match state
         .store()
         .runs
-        .requeue(run.id, &[RunStatus::WaitingForHuman], None, &job)
+        .requeue(
+            run.id,
+            &[RunStatus::WaitingForHuman, RunStatus::Queued],
+            None,
+            &job,
+        )
         .await
     {
         Ok(_) => state.generation().announce_work(),

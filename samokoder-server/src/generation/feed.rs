@@ -56,7 +56,8 @@ pub struct Pace {
     /// How often to read the store when there is no live news.
     pub poll: Duration,
     /// How long a run may stay finished without its final event before the follower stops
-    /// waiting for it (a worker in another process notices a cancel at its next heartbeat).
+    /// waiting for it (a worker in another process notices a cancel at its next heartbeat;
+    /// with no worker, the server publishes the end a lease after the cancel).
     pub final_grace: Duration,
 }
 

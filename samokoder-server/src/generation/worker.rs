@@ -345,18 +345,33 @@ impl Worker {
     }
 
     /// An answer stored while this worker still held the job could not queue the run again
-    /// (the job it would have queued was this one): queue it now.
+    /// (the job it would have queued was this one): queue it now. Nothing else would, so a
+    /// database hiccup is retried rather than leaving the answered run without a job.
     async fn requeue_if_answered(&self, run_id: Uuid, question_id: Uuid) {
-        let store = self.state.store();
-        let answered = match store.questions.get(question_id).await {
-            Ok(question) => question.answer.is_some(),
-            Err(error) => {
-                tracing::warn!(run = %run_id, %error, "could not check the question; the next answer queues the run");
-                return;
+        const TRIES: u32 = 5;
+        let pause = Duration::from_millis(500);
+        for attempt in 1..=TRIES {
+            match self.try_requeue_if_answered(run_id, question_id).await {
+                Ok(()) => return,
+                Err(error) if attempt < TRIES => {
+                    tracing::warn!(run = %run_id, %error, attempt, "could not queue the answered run again; retrying");
+                    tokio::time::sleep(pause * attempt).await;
+                }
+                Err(error) => {
+                    tracing::error!(run = %run_id, %error, "could not queue the answered run again; sending the answer again queues it");
+                }
             }
-        };
-        if !answered {
-            return;
+        }
+    }
+
+    async fn try_requeue_if_answered(
+        &self,
+        run_id: Uuid,
+        question_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let store = self.state.store();
+        if store.questions.get(question_id).await?.answer.is_none() {
+            return Ok(());
         }
         let job = run_job(run_id, self.state.config().workers.max_attempts);
         match store
@@ -369,12 +384,13 @@ impl Worker {
             )
             .await
         {
-            Ok(_) => self.state.generation().announce_work(),
-            // Cancelled meanwhile, or already driven further: nothing to do.
-            Err(StoreError::Conflict { .. }) => {}
-            Err(error) => {
-                tracing::warn!(run = %run_id, %error, "could not queue the answered run again");
+            Ok(_) => {
+                self.state.generation().announce_work();
+                Ok(())
             }
+            // Cancelled meanwhile, or already driven further: nothing to do.
+            Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(error) => Err(error),
         }
     }
 

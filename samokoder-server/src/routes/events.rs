@@ -98,7 +98,9 @@ async fn run_events(
     let config = state.config();
     let pace = Pace {
         poll: config.runs.event_poll(),
-        final_grace: config.workers.lease(),
+        // Past the lease after which a cancel of a run no worker drives publishes its end
+        // (`control::cancel`), with room for that publish to land.
+        final_grace: config.workers.lease() * 2,
     };
     let events = feed::follow(
         state.store().clone(),
