@@ -55,6 +55,7 @@ pub struct ClientBuilder {
     listener: Option<SessionListener>,
     timeout: Option<Duration>,
     connect_timeout: Duration,
+    read_timeout: Duration,
     user_agent: String,
     http: Option<reqwest::Client>,
 }
@@ -98,6 +99,15 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a response may send nothing at all before the request fails (default 60 s).
+    /// Event streams are not cut by it while the server sends its keep-alives (every 15 s by
+    /// default), but a connection that silently died (a laptop asleep, a dropped NAT entry)
+    /// is noticed and the stream reconnects.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
     /// The `User-Agent` header (default `samokoder-client/<version>`).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -119,7 +129,12 @@ impl ClientBuilder {
             None => {
                 let mut builder = reqwest::Client::builder()
                     .user_agent(self.user_agent)
-                    .connect_timeout(self.connect_timeout);
+                    .connect_timeout(self.connect_timeout)
+                    .read_timeout(self.read_timeout)
+                    // Redirects are not followed: a 307/308 would resend a body holding a
+                    // password, a refresh token or a provider key to wherever it points. The
+                    // API never redirects; a redirect is reported as an unexpected response.
+                    .redirect(reqwest::redirect::Policy::none());
                 if let Some(timeout) = self.timeout {
                     builder = builder.timeout(timeout);
                 }
@@ -217,6 +232,7 @@ impl Client {
             listener: None,
             timeout: None,
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
             user_agent: concat!("samokoder-client/", env!("CARGO_PKG_VERSION")).to_owned(),
             http: None,
         }
@@ -293,12 +309,20 @@ impl Client {
                     let value = params.next().ok_or_else(|| {
                         Error::InvalidRequest(format!("no value for {segment} in {template}"))
                     })?;
-                    if segment == "{path}" {
+                    let parts: Vec<&str> = if segment == "{path}" {
                         // A file path spans segments (`src/app.js`); each is encoded alone.
-                        segments.extend(value.split('/').filter(|part| !part.is_empty()));
+                        value.split('/').filter(|part| !part.is_empty()).collect()
                     } else {
-                        segments.push(value);
+                        vec![value]
+                    };
+                    // URL path segments `.` and `..` are dropped or resolved, not sent: the
+                    // request would silently name another resource.
+                    if let Some(dots) = parts.iter().find(|part| matches!(**part, "." | "..")) {
+                        return Err(Error::InvalidRequest(format!(
+                            "`{dots}` cannot be a path segment of {segment} (got {value:?})"
+                        )));
                     }
+                    segments.extend(parts);
                 } else {
                     segments.push(segment);
                 }
@@ -595,6 +619,36 @@ mod tests {
         );
         assert!(root.url_for("/v1/projects/{project_id}", &[]).is_err());
         assert!(root.url_for("/health", &["extra"]).is_err());
+        // Dot segments would name another resource once the URL is normalised.
+        for (template, value) in [
+            (
+                "/v1/projects/{project_id}/files/{path}",
+                "src/../package.json",
+            ),
+            ("/v1/projects/{project_id}/files/{path}", "./a.js"),
+            ("/v1/keys/{provider}", ".."),
+        ] {
+            let params: &[&str] = if template.contains("{path}") {
+                &["p", value]
+            } else {
+                &[value]
+            };
+            assert!(
+                matches!(
+                    root.url_for(template, params),
+                    Err(Error::InvalidRequest(_))
+                ),
+                "{value}"
+            );
+        }
+        // Dots inside a name are fine.
+        assert!(
+            root.url_for(
+                "/v1/projects/{project_id}/files/{path}",
+                &["p", ".env.example"]
+            )
+            .is_ok()
+        );
     }
 
     #[test]
