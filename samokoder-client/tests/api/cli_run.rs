@@ -185,4 +185,70 @@ async fn runs_from_the_command_line_auto_and_interactive() {
             "{file} in {names:?}"
         );
     }
+
+    // A run stopped by its budget and resumed with a raised one: `runs resume` follows the
+    // resumed run to its end, not the earlier stop its event history replays first.
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(240),
+        cli.run(
+            &[
+                "--json",
+                "run",
+                DESCRIPTION,
+                "--name",
+                "Todo API 3",
+                "--budget-calls",
+                "3",
+            ],
+            "1\n",
+        ),
+    )
+    .await
+    .expect("the run stops in time");
+    assert_eq!(stopped.status, 5, "{}\n{}", stopped.stdout, stopped.stderr);
+    let lines = stopped.json_lines();
+    let result = &lines.last().unwrap()["run"];
+    assert_eq!(result["status"], "budget_exhausted", "{result}");
+    let (project, run) = (
+        result["project_id"].as_str().unwrap().to_owned(),
+        result["id"].as_str().unwrap().to_owned(),
+    );
+    let last_before = lines
+        .iter()
+        .filter(|line| line["type"] == "event")
+        .map(|line| line["event"]["seq"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    let resumed = tokio::time::timeout(
+        Duration::from_secs(240),
+        cli.run(
+            &[
+                "--json",
+                "runs",
+                "resume",
+                &project,
+                &run,
+                "--budget-calls",
+                "500",
+                "--auto",
+            ],
+            "",
+        ),
+    )
+    .await
+    .expect("the resumed run finishes in time")
+    .ok();
+    let lines = resumed.json_lines();
+    let seqs: Vec<i64> = lines
+        .iter()
+        .filter(|line| line["type"] == "event")
+        .map(|line| line["event"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (last_before + 1..=last_before + seqs.len() as i64).collect::<Vec<_>>(),
+        "only the resumed run's events, in order"
+    );
+    let result = lines.last().unwrap();
+    assert_eq!(result["run"]["status"], "completed", "{result}");
 }

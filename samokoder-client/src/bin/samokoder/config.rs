@@ -89,7 +89,9 @@ impl ConfigFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "config.toml".into());
-        let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // A random name: a file left by a killed run (with a reused process id, as in
+        // containers) must not block the next save.
+        let temporary = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
         let written = write_private(&temporary, text.as_bytes())
             .and_then(|()| std::fs::rename(&temporary, path));
         if let Err(e) = written {

@@ -579,7 +579,8 @@ async fn runs(context: &Context, command: RunsCommand) -> Result<(), Failure> {
                     },
                 )
                 .await?;
-            run::follow(context, project, resumed, auto).await?;
+            let resumed_at = resumed.updated_at;
+            run::follow(context, project, resumed, auto, Some(resumed_at)).await?;
         }
     }
     Ok(())

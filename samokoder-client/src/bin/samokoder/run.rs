@@ -4,9 +4,11 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::Args;
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use samokoder_client::EventStreamOptions;
 use samokoder_client::api::events::RunEvent;
 use samokoder_client::api::projects::{ProjectCreateRequest, ProjectListQuery};
 use samokoder_client::api::runs::{
@@ -123,7 +125,7 @@ pub(crate) async fn run(context: &Context, args: RunArgs) -> Result<(), Failure>
         });
         return Ok(());
     }
-    follow(context, project_id, run, args.auto).await
+    follow(context, project_id, run, args.auto, None).await
 }
 
 /// The id of the caller's project named exactly `name`, created when there is none.
@@ -175,11 +177,18 @@ fn dollars(micros: u64) -> String {
 /// Follows `run` to its end: events (as JSON lines with `--json`, else as a progress display
 /// with a line per agent, file and command), questions answered from the terminal (or from
 /// standard input), and a summary. Fails with status 5 unless the run completed.
+/// Follows the run's events, showing progress and asking its questions (with `auto`,
+/// answering each with its default), then prints the result.
+///
+/// `resumed_at` is set when following a run just resumed: it keeps numbering its events after
+/// its earlier stops, so the events from before that instant are passed over, and the stream
+/// is opened again after each earlier stop's end event instead of ending there.
 pub(crate) async fn follow(
     context: &Context,
     project_id: Uuid,
     run: RunResponse,
     auto: bool,
+    resumed_at: Option<DateTime<Utc>>,
 ) -> Result<(), Failure> {
     let out = context.out;
     let bar = if out.is_json() {
@@ -201,11 +210,27 @@ pub(crate) async fn follow(
     bar.set_message(progress.line());
     let mut asked: Vec<Uuid> = Vec::new();
     let mut events = context.client.runs().events(project_id, run.id);
-    while let Some(event) = events
-        .try_next()
-        .await
-        .inspect_err(|_| bar.finish_and_clear())?
-    {
+    loop {
+        let Some(event) = events
+            .try_next()
+            .await
+            .inspect_err(|_| bar.finish_and_clear())?
+        else {
+            break;
+        };
+        if resumed_at.is_some_and(|resumed| event.at < resumed) {
+            if event.ends_stream() {
+                let options = EventStreamOptions {
+                    after: Some(event.seq),
+                    ..EventStreamOptions::default()
+                };
+                events = context
+                    .client
+                    .runs()
+                    .events_with(project_id, run.id, options);
+            }
+            continue;
+        }
         if out.is_json() {
             out.json_line(&json!({"type": "event", "event": event}));
         }
@@ -213,7 +238,7 @@ pub(crate) async fn follow(
         bar.set_message(progress.line());
         let waiting =
             event.kind == "question_asked" || event.outcome() == Some("waiting_for_human");
-        if waiting && !auto {
+        if waiting {
             let pending = context.client.runs().questions(project_id, run.id).await;
             let pending = pending.inspect_err(|_| bar.finish_and_clear())?;
             for question in pending.questions {
@@ -223,8 +248,17 @@ pub(crate) async fn follow(
                     continue;
                 }
                 asked.push(question.id);
-                let answer = bar.suspend(|| ask(context, &question));
+                // An `auto` run never asks, but a resumed interactive one does: `--auto`
+                // answers for the user there.
+                let answer = if auto {
+                    default_answer(&question)
+                } else {
+                    bar.suspend(|| ask(context, &question))
+                };
                 let answer = answer.inspect_err(|_| bar.finish_and_clear())?;
+                if auto && !out.is_json() {
+                    say(&bar, &format!("? {} → {answer} (default)", question.text));
+                }
                 context
                     .client
                     .runs()
@@ -346,6 +380,23 @@ fn say(bar: &ProgressBar, line: &str) {
 /// Asks `question` and reads the answer: a button's number, any text, or Enter for the
 /// default. With `--json` the question is printed as a JSON line and the answer read from
 /// standard input the same way.
+/// The answer `--auto` gives: the question's default, else its first button.
+fn default_answer(question: &QuestionResponse) -> Result<String, Failure> {
+    question
+        .default_answer
+        .clone()
+        .or_else(|| question.buttons.first().cloned())
+        .ok_or_else(|| {
+            Failure::message(
+                2,
+                format!(
+                    "the question \"{}\" has no default answer; answer it without --auto",
+                    question.text
+                ),
+            )
+        })
+}
+
 fn ask(context: &Context, question: &QuestionResponse) -> Result<String, Failure> {
     let default = question
         .default_answer
