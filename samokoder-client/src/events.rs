@@ -10,6 +10,7 @@ use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use samokoder_core::api::events::{EventStreamQuery, RunEvent};
+use samokoder_core::api::runs::{RunResponse, RunStatus};
 use uuid::Uuid;
 
 use crate::client::success;
@@ -189,9 +190,15 @@ impl Follower {
                     }
                 }
                 None => {
+                    self.connection = None;
+                    // A stream that started after the run's end event is closed by the server
+                    // once the run has stayed finished a while: nothing more can come.
+                    if run_is_over(&self.client, &self.project_id, &self.run_id).await {
+                        self.finish_quietly();
+                        return None;
+                    }
                     // The server closed the stream before the run finished (a restart, a
                     // proxy's timeout): pick up where we are.
-                    self.connection = None;
                     let error = Error::EventStream(
                         "the server closed the stream before the run finished".into(),
                     );
@@ -253,6 +260,16 @@ impl Follower {
         self.done = true;
         self.connection = None;
     }
+}
+
+/// Whether the run finished or stopped for its budget (so no event follows without a resume);
+/// `false` when that cannot be told.
+async fn run_is_over(client: &Client, project_id: &str, run_id: &str) -> bool {
+    let run = client
+        .call(&ops::GET_RUN, &[project_id, run_id])
+        .send_json::<RunResponse>()
+        .await;
+    run.is_ok_and(|run| run.status.is_final() || run.status == RunStatus::BudgetExhausted)
 }
 
 /// Server trouble that reconnecting may outlast.

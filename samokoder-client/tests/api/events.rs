@@ -32,6 +32,8 @@ struct Script {
     replies: Arc<Mutex<Vec<Reply>>>,
     /// The `Last-Event-ID` of each connection.
     seen: Arc<Mutex<Vec<Option<String>>>>,
+    /// The status `GET .../runs/{run}` answers with; `None` answers 404.
+    run_status: Option<&'static str>,
 }
 
 /// Event 5 is a `run_finished` waiting for a person (the stream goes on), 6 finishes the run.
@@ -87,13 +89,34 @@ async fn events(State(script): State<Script>, headers: HeaderMap) -> Response {
     }
 }
 
+/// `GET .../runs/{run}`: a run with the scripted status.
+async fn run(State(script): State<Script>) -> Response {
+    let Some(status) = script.run_status else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let at = "2026-11-27T10:00:00Z";
+    axum::Json(json!({
+        "id": Uuid::nil(), "project_id": Uuid::nil(), "status": status,
+        "description": "d", "autonomy": "auto", "budget": {}, "models": {},
+        "usage": {"tokens": 0, "cost_micros": 0, "llm_calls": 0},
+        "created_at": at, "updated_at": at,
+    }))
+    .into_response()
+}
+
 async fn serve(replies: Vec<Reply>) -> (Client, Script) {
+    serve_with(replies, None).await
+}
+
+async fn serve_with(replies: Vec<Reply>, run_status: Option<&'static str>) -> (Client, Script) {
     let script = Script {
         replies: Arc::new(Mutex::new(replies)),
+        run_status,
         ..Script::default()
     };
     let app = Router::new()
         .route("/v1/projects/{project}/runs/{run}/events", get(events))
+        .route("/v1/projects/{project}/runs/{run}", get(run))
         .with_state(script.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -195,4 +218,29 @@ async fn gives_up_after_the_reconnection_budget() {
     // The first connection's drop is the first failure in a row and the next two refusals
     // the second and third; the third refusal is one more than the three allowed.
     assert_eq!(script.seen.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_stream_after_the_end_of_a_finished_run_ends_when_the_server_closes_it() {
+    // Started after the run's end event: the server has nothing to send and closes the stream.
+    let (client, script) = serve_with(vec![Reply::Events(vec![])], Some("completed")).await;
+    let options = EventStreamOptions {
+        after: Some(6),
+        ..fast()
+    };
+    let results: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(10),
+        client
+            .runs()
+            .events_with(Uuid::nil(), Uuid::nil(), options)
+            .collect(),
+    )
+    .await
+    .expect("ends at once");
+    assert!(
+        results.is_empty(),
+        "no error, no event: {:?}",
+        results.len()
+    );
+    assert_eq!(script.seen.lock().unwrap().len(), 1, "no reconnection");
 }
