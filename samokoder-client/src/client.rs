@@ -348,23 +348,25 @@ impl Client {
         let Some(refresh_token) = snapshot.refresh_token else {
             return Ok(());
         };
-        match self.exchange_refresh_token(refresh_token).await {
+        match self.exchange_refresh_token(refresh_token, generation).await {
             Ok(_) => Ok(()),
             Err(error) => {
                 if error.is_unauthorized() {
                     // The server ended the session (expired, revoked, or a reuse it detected):
                     // keeping it would only make every later call fail the same way.
-                    self.inner.session.set(None);
+                    self.inner.session.set_if(generation, None);
                 }
                 Err(error)
             }
         }
     }
 
-    /// `POST /v1/auth/refresh` with `refresh_token`, storing the new pair.
+    /// `POST /v1/auth/refresh` with `refresh_token`, storing the new pair unless the session
+    /// moved on from `generation` (a login or logout during the exchange stands).
     pub(crate) async fn exchange_refresh_token(
         &self,
         refresh_token: String,
+        generation: u64,
     ) -> Result<AuthResponse, Error> {
         // Sent without the 401 handling of other calls: a refresh that answers 401 is final.
         let response = self
@@ -375,7 +377,9 @@ impl Client {
             .send_once()
             .await?;
         let response: AuthResponse = decode_json(ops::REFRESH.operation_id, response).await?;
-        self.inner.session.set(Some(Session::from(&response)));
+        self.inner
+            .session
+            .set_if(generation, Some(Session::from(&response)));
         Ok(response)
     }
 

@@ -145,6 +145,18 @@ impl SessionCell {
 
     /// Replaces the session, tells the listener, and returns the new generation.
     pub(crate) fn set(&self, session: Option<Session>) -> u64 {
+        self.replace(session, None)
+            .unwrap_or_else(|| unreachable!("an unconditional replace always applies"))
+    }
+
+    /// Replaces the session only while it is still at `generation`: the outcome of a refresh
+    /// that began there must not undo a login, logout or other refresh made meanwhile.
+    /// `None` (and nothing told) when the session moved on.
+    pub(crate) fn set_if(&self, generation: u64, session: Option<Session>) -> Option<u64> {
+        self.replace(session, Some(generation))
+    }
+
+    fn replace(&self, session: Option<Session>, expected: Option<u64>) -> Option<u64> {
         // Changes are told in the order they are made: a program saving each one must end
         // with the latest, not with one that lost a race to be told.
         let _order = self
@@ -153,6 +165,9 @@ impl SessionCell {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (generation, told) = {
             let mut state = self.lock();
+            if expected.is_some_and(|expected| expected != state.generation) {
+                return None;
+            }
             let told = self.listener.as_ref().map(|_| session.clone());
             state.session = session;
             state.generation += 1;
@@ -162,7 +177,7 @@ impl SessionCell {
         if let (Some(listener), Some(session)) = (&self.listener, told) {
             listener(session.as_ref());
         }
-        generation
+        Some(generation)
     }
 }
 
@@ -203,5 +218,35 @@ mod tests {
         let session = Session::new("a", "r");
         let json = serde_json::to_string(&session).unwrap();
         assert_eq!(serde_json::from_str::<Session>(&json).unwrap(), session);
+    }
+
+    #[test]
+    fn a_conditional_change_applies_only_to_the_generation_it_began_from() {
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&told);
+        let listener: SessionListener = Arc::new(move |session: Option<&Session>| {
+            seen.lock()
+                .unwrap()
+                .push(session.map(|s| s.access_token().to_owned()));
+        });
+        let cell = SessionCell::new(Some(Session::new("old", "r0")), Some(listener));
+        let began = cell.snapshot().generation;
+        // A login lands while a refresh that began earlier is in flight...
+        cell.set(Some(Session::new("login", "r1")));
+        // ...so neither the refresh's new pair nor its "session ended" replaces it.
+        assert_eq!(
+            cell.set_if(began, Some(Session::new("refreshed", "r2"))),
+            None
+        );
+        assert_eq!(cell.set_if(began, None), None);
+        assert_eq!(cell.get().unwrap().access_token(), "login");
+        assert_eq!(*told.lock().unwrap(), vec![Some("login".to_owned())]);
+        // From the current generation it applies.
+        let now = cell.snapshot().generation;
+        assert!(
+            cell.set_if(now, Some(Session::new("refreshed", "r2")))
+                .is_some()
+        );
+        assert_eq!(cell.get().unwrap().access_token(), "refreshed");
     }
 }

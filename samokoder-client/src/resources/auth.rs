@@ -60,19 +60,18 @@ impl Auth<'_> {
     /// call is safe (refreshes take turns, and a refresh the other one already made is not
     /// repeated with the spent token).
     pub async fn refresh(&self) -> Result<AuthResponse, Error> {
-        let _turn = self.client.inner.session.refresh_lock.lock().await;
-        let token = self
+        let session = &self.client.inner.session;
+        let _turn = session.refresh_lock.lock().await;
+        let snapshot = session.snapshot();
+        let token = snapshot.refresh_token.ok_or(Error::NotLoggedIn)?;
+        let result = self
             .client
-            .inner
-            .session
-            .snapshot()
-            .refresh_token
-            .ok_or(Error::NotLoggedIn)?;
-        let result = self.client.exchange_refresh_token(token).await;
+            .exchange_refresh_token(token, snapshot.generation)
+            .await;
         if let Err(error) = &result
             && error.is_unauthorized()
         {
-            self.client.forget_session();
+            session.set_if(snapshot.generation, None);
         }
         result
     }
