@@ -101,8 +101,8 @@ struct State {
     generation: u64,
 }
 
-/// What a request was sent with.
-#[derive(Clone, Debug)]
+/// What a request was sent with. (No `Debug`: it holds the tokens.)
+#[derive(Clone)]
 pub(crate) struct Snapshot {
     pub(crate) generation: u64,
     pub(crate) access_token: Option<String>,
