@@ -112,6 +112,20 @@ impl GenApp {
         reply.ok(StatusCode::ACCEPTED)
     }
 
+    /// Creates a project "Todo" and starts an auto run of "A todo API" in it: the ids of both.
+    pub async fn start_todo_run(&self, session: &Session) -> (Uuid, Uuid) {
+        let project = self.project(session, "Todo").await;
+        let run = self
+            .start(
+                session,
+                project,
+                json!({"description": "A todo API", "autonomy": "auto"}),
+            )
+            .await;
+        let run_id = run["id"].as_str().unwrap().parse().unwrap();
+        (project, run_id)
+    }
+
     /// `GET` of one run.
     pub async fn run(&self, session: &Session, project: Uuid, run: Uuid) -> Value {
         let reply = send(self.app.as_user(

@@ -22,15 +22,7 @@ async fn a_dropped_stream_resumes_from_the_last_event_id_without_gap_or_repeat()
     )
     .await;
     let session = ga.app.user().await;
-    let project = ga.project(&session, "Todo").await;
-    let run = ga
-        .start(
-            &session,
-            project,
-            json!({"description": "A todo API", "autonomy": "auto"}),
-        )
-        .await;
-    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let (project, run_id) = ga.start_todo_run(&session).await;
 
     let mut stream = ga.events(&session, project, run_id, None).await;
     let mut seen: Vec<Sse> = stream

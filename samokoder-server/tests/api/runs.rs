@@ -441,15 +441,7 @@ async fn cancelling_stops_a_running_run_and_a_queued_one() {
     )
     .await;
     let session = ga.app.user().await;
-    let project = ga.project(&session, "Todo").await;
-    let run = ga
-        .start(
-            &session,
-            project,
-            json!({"description": "A todo API", "autonomy": "auto"}),
-        )
-        .await;
-    let run_id = id(&run["id"]);
+    let (project, run_id) = ga.start_todo_run(&session).await;
     let mut stream = ga.events(&session, project, run_id, None).await;
     stream
         .until(|e| e.event == "agent_started" && e.data["data"]["agent"] == "code_writer")

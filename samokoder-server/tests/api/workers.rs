@@ -53,15 +53,7 @@ async fn a_killed_workers_run_is_finished_by_another() {
     )
     .await;
     let session = ga.app.user().await;
-    let project = ga.project(&session, "Todo").await;
-    let run = ga
-        .start(
-            &session,
-            project,
-            json!({"description": "A todo API", "autonomy": "auto"}),
-        )
-        .await;
-    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let (project, run_id) = ga.start_todo_run(&session).await;
     let mut stream = ga.events(&session, project, run_id, None).await;
 
     let first = Worker::new(ga.app.state.clone(), "first");
@@ -133,15 +125,7 @@ async fn a_stopping_worker_releases_its_run_at_once() {
     )
     .await;
     let session = ga.app.user().await;
-    let project = ga.project(&session, "Todo").await;
-    let run = ga
-        .start(
-            &session,
-            project,
-            json!({"description": "A todo API", "autonomy": "auto"}),
-        )
-        .await;
-    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let (project, run_id) = ga.start_todo_run(&session).await;
     let mut stream = ga.events(&session, project, run_id, None).await;
     let stop_first = CancellationToken::new();
     let first = tokio::spawn(Worker::new(ga.app.state.clone(), "first").run(stop_first.clone()));
@@ -178,15 +162,7 @@ async fn a_provider_outage_retries_the_run_later_and_it_completes() {
         }
     });
     let session = ga.app.user().await;
-    let project = ga.project(&session, "Todo").await;
-    let run = ga
-        .start(
-            &session,
-            project,
-            json!({"description": "A todo API", "autonomy": "auto"}),
-        )
-        .await;
-    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let (project, run_id) = ga.start_todo_run(&session).await;
     let events = ga.follow_to_end(&session, project, run_id).await;
     assert_eq!(events.last().unwrap().outcome(), Some("completed"));
     let starts = events.iter().filter(|e| e.event == "run_started").count();
@@ -249,15 +225,7 @@ async fn a_worker_process_drives_the_runs_a_server_queues() {
     // database, does.
     let ga = GenApp::spawn(Script::default(), |config| config.workers.concurrency = 0).await;
     let session = ga.app.user().await;
-    let project = ga.project(&session, "Todo").await;
-    let run = ga
-        .start(
-            &session,
-            project,
-            json!({"description": "A todo API", "autonomy": "auto"}),
-        )
-        .await;
-    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let (project, run_id) = ga.start_todo_run(&session).await;
 
     let config = ga.app.state.config();
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_samokoder-server"));
@@ -316,15 +284,7 @@ async fn run_with_a_killed_worker(
     ga: &GenApp,
     session: &crate::app::Session,
 ) -> (Uuid, Uuid, crate::generating::EventStream) {
-    let project = ga.project(session, "Todo").await;
-    let run = ga
-        .start(
-            session,
-            project,
-            json!({"description": "A todo API", "autonomy": "auto"}),
-        )
-        .await;
-    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    let (project, run_id) = ga.start_todo_run(session).await;
     let mut stream = ga.events(session, project, run_id, None).await;
     let doomed =
         tokio::spawn(Worker::new(ga.app.state.clone(), "doomed").run(CancellationToken::new()));
