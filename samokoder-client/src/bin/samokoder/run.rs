@@ -210,14 +210,11 @@ pub(crate) async fn follow(
     bar.set_message(progress.line());
     let mut asked: Vec<Uuid> = Vec::new();
     let mut events = context.client.runs().events(project_id, run.id);
-    loop {
-        let Some(event) = events
-            .try_next()
-            .await
-            .inspect_err(|_| bar.finish_and_clear())?
-        else {
-            break;
-        };
+    while let Some(event) = events
+        .try_next()
+        .await
+        .inspect_err(|_| bar.finish_and_clear())?
+    {
         if resumed_at.is_some_and(|resumed| event.at < resumed) {
             if event.ends_stream() {
                 let options = EventStreamOptions {
