@@ -98,7 +98,7 @@ fn mask_timings(text: &str) -> String {
 
 /// The verdict from the exit code alone, or `None` when the output contradicts it.
 pub fn clear_verdict(result: &CommandResult) -> Option<bool> {
-    if result.timed_out || result.exit_code != Some(0) {
+    if result.timed_out || result.exit_code != Some(0) || result.over_quota() {
         return Some(false);
     }
     let output = format!("{}\n{}", result.stdout, result.stderr);
@@ -145,6 +145,7 @@ mod tests {
             stderr: String::new(),
             timed_out: false,
             duration: Duration::from_millis(5),
+            blocked: Vec::new(),
         }
     }
 

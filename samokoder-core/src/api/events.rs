@@ -40,7 +40,7 @@ pub const RUN_FINISHED: &str = "run_finished";
 /// `run_started`, `agent_started`, `agent_finished`, `llm_text`, `llm_stream_restarted`,
 /// `waiting_for_rate_limit`, `llm_notice`, `file_written`, `command_started`,
 /// `command_output`, `command_finished`, `command_skipped`, `question_asked`,
-/// `question_answered`, `usage`, `sandbox_unconfined`, `guard_tripped`, `checkpoint`,
+/// `question_answered`, `usage`, `sandbox_unconfined`, `sandbox_blocked`, `guard_tripped`, `checkpoint`,
 /// `run_finished` (`data.outcome.outcome` is `completed`, `failed`, `cancelled`,
 /// `budget_exhausted`, `waiting_for_human` or `step_cap_reached`). New kinds may be added;
 /// clients should ignore kinds they do not know.

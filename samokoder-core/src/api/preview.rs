@@ -1,9 +1,8 @@
 //! `/v1/projects/{project_id}/preview/*`: run the generated app to try it.
 //!
-//! The app's own start command runs in the server's sandbox, with loopback networking only,
-//! on a port of `127.0.0.1` the server allocates; it stops after an idle timeout. The URL is
-//! reachable from the server's machine only: exposing a preview to browsers elsewhere needs a
-//! reverse proxy in front of it.
+//! The app's own start command runs in the server's sandbox, in a network namespace of its
+//! own: it listens on no port of the host and reaches nothing of the host's. The server
+//! reaches it through the sandbox's bridge; it stops after an idle timeout.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,9 +13,9 @@ use uuid::Uuid;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PreviewState {
-    /// The app was started and has not yet accepted a connection on its port.
+    /// The app was started and does not accept connections yet.
     Starting,
-    /// The app accepts connections on its port.
+    /// The app accepts connections.
     Running,
     /// The app exited by itself (see `exit_code` and `output`).
     Exited,
@@ -30,14 +29,11 @@ pub enum PreviewState {
 pub struct PreviewInfo {
     /// Where it is.
     pub status: PreviewState,
-    /// `http://127.0.0.1:<port>` while starting or running (reachable on the server's machine;
-    /// a reverse proxy is needed to expose it), else `null`.
+    /// Where its owner opens it, while starting or running; `null` otherwise, and while the
+    /// server has no preview origin for users.
     pub url: Option<String>,
     /// The preview's handle: the project's id (the original API's `process_id`).
     pub process_id: String,
-    /// The loopback port, while starting or running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
     /// The command that runs the app (argv), e.g. `["npm", "start"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,

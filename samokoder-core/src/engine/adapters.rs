@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::ports::{
-    CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxInfo, TemplateCatalog,
-    TemplateInfo,
+    CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxBlock, SandboxInfo,
+    TemplateCatalog, TemplateInfo,
 };
 use crate::runner::{CommandSpec, OutputStream as RunnerStream, Runner, SandboxKind, Verdict};
 use crate::state::OutputStream;
@@ -29,7 +29,8 @@ impl CommandRunner for Runner {
             SandboxKind::Bubblewrap => SandboxInfo {
                 os: format!(
                     "Linux {arch} in a bubblewrap jail (only the project directory is writable, \
-                     system tools read-only, no network)"
+                     system tools read-only, no network: commands cannot reach the internet \
+                     or the host)"
                 ),
                 confined: true,
                 unconfined_reason: None,
@@ -83,6 +84,7 @@ impl CommandRunner for Runner {
                         stderr: "cancelled".into(),
                         timed_out: false,
                         duration: Duration::ZERO,
+                        blocked: Vec::new(),
                     });
                 }
                 Some((stream, text)) = rx.recv() => output(stream, &text),
@@ -93,12 +95,25 @@ impl CommandRunner for Runner {
             output(stream, &text);
         }
         let outcome = outcome.map_err(|e| RunnerError(e.to_string()))?;
+        let blocked = outcome
+            .egress_refused
+            .iter()
+            .map(|refusal| SandboxBlock {
+                kind: SandboxBlock::EGRESS_REFUSED.into(),
+                detail: format!("{}: {}", refusal.target, refusal.reason),
+            })
+            .chain(outcome.limits_hit.iter().map(|hit| SandboxBlock {
+                kind: hit.kind().into(),
+                detail: hit.message(),
+            }))
+            .collect();
         Ok(CommandResult {
             exit_code: outcome.exit_code,
             duration: outcome.duration(),
             stdout: outcome.stdout.text,
             stderr: outcome.stderr.text,
             timed_out: outcome.timed_out,
+            blocked,
         })
     }
 }

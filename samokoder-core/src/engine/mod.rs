@@ -77,8 +77,8 @@ pub use adapters::BuiltinTemplates;
 pub use events::{PublishedEvent, TEXT_FLUSH_BYTES, TEXT_FLUSH_INTERVAL};
 pub use guards::failure_signature;
 pub use ports::{
-    CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxInfo, TemplateCatalog,
-    TemplateInfo,
+    CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxBlock, SandboxInfo,
+    TemplateCatalog, TemplateInfo,
 };
 pub use replay::ReplayMode;
 /// The token [`Engine::drive`] takes, re-exported so callers need not depend on `tokio-util`

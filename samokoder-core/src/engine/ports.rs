@@ -53,6 +53,35 @@ pub struct CommandResult {
     pub timed_out: bool,
     /// Wall time.
     pub duration: Duration,
+    /// What the sandbox stopped: refused connections, limits reached.
+    #[serde(default)]
+    pub blocked: Vec<SandboxBlock>,
+}
+
+impl CommandResult {
+    /// The command left the workspace over its disk quota: it failed, and what it changed
+    /// must not be kept.
+    pub fn over_quota(&self) -> bool {
+        self.blocked
+            .iter()
+            .any(|b| b.kind == SandboxBlock::DISK_QUOTA)
+    }
+}
+
+/// Something the sandbox stopped while a command ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxBlock {
+    /// `egress_refused`, `process_limit`, `memory_limit` or `disk_quota`.
+    pub kind: String,
+    /// What happened, in a sentence.
+    pub detail: String,
+}
+
+impl SandboxBlock {
+    /// The kind of a workspace left over its disk quota.
+    pub const DISK_QUOTA: &'static str = "disk_quota";
+    /// The kind of a connection the egress proxy refused.
+    pub const EGRESS_REFUSED: &'static str = "egress_refused";
 }
 
 /// The runner failed to run a command at all (not: the command failed).

@@ -8,8 +8,8 @@ use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Ask, CommandDecision, CommandResult, Drive, Engine, EngineError, StepOutcome, StepStop,
-    affirmative, guards,
+    Ask, CommandDecision, CommandResult, Drive, Engine, EngineError, SandboxBlock, StepOutcome,
+    StepStop, affirmative, guards,
 };
 use crate::agents::{
     AgentCtx, architect, code_writer, developer, executor, spec_writer, task_completer, tech_lead,
@@ -551,9 +551,18 @@ impl Engine {
             exit_code: result.exit_code,
             timed_out: result.timed_out,
             output: tail,
-            analysis: analysis.unwrap_or_else(|| match result.exit_code {
-                Some(code) if !result.timed_out => format!("exited with code {code}"),
-                _ => "did not finish".into(),
+            analysis: analysis.unwrap_or_else(|| {
+                let limits: Vec<&str> = result
+                    .blocked
+                    .iter()
+                    .filter(|b| b.kind != SandboxBlock::EGRESS_REFUSED)
+                    .map(|b| b.detail.as_str())
+                    .collect();
+                match result.exit_code {
+                    _ if !limits.is_empty() => limits.join("; "),
+                    Some(code) if !result.timed_out => format!("exited with code {code}"),
+                    _ => "did not finish".into(),
+                }
             }),
         };
         let retry = match step {
@@ -770,6 +779,12 @@ impl Engine {
         if cancel.is_cancelled() {
             return Err(StepStop::Outcome(RunOutcome::Cancelled));
         }
+        for block in &result.blocked {
+            d.bus.emit(EngineEvent::SandboxBlocked {
+                kind: block.kind.clone(),
+                detail: block.detail.clone(),
+            });
+        }
         self.deps()
             .store
             .record_command(
@@ -786,6 +801,11 @@ impl Engine {
             )
             .await?;
 
+        if result.over_quota() {
+            // Nothing of a command that left the workspace over its quota is kept; the next
+            // command's materialisation prunes what it wrote.
+            return Ok((result, std::collections::BTreeMap::new()));
+        }
         let tracked = d.files.snapshot.clone();
         let found =
             tokio::task::spawn_blocking(move || scan(&dir, &ScanOptions::default(), &tracked))

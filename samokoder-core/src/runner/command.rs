@@ -58,18 +58,18 @@ fn quote(arg: &str) -> String {
     }
 }
 
-/// Network access of a command.
+/// Network access of a command. Whichever it is, a jailed command has its own network
+/// namespace: it can never reach the host's loopback or the host's network directly.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Network {
-    /// Its own empty network namespace: not even the host's loopback is reachable. The default.
+    /// No network at all, only the jail's own loopback. The default.
     #[default]
     None,
-    /// The host's network namespace is shared, so the host can reach a port the command listens
-    /// on (previews). bubblewrap has no port forwarding, so this also lets the command reach
-    /// whatever the host can: use it for the generated app's own start command, not for
-    /// arbitrary model commands.
-    Loopback,
+    /// The hosts on the runner's egress allowlist ([`EgressPolicy`](super::EgressPolicy)),
+    /// through its proxy, and nothing else: for package installs. The command's `HTTP_PROXY`,
+    /// `HTTPS_PROXY` and npm's proxy settings point at the jail's end of the bridge.
+    Egress,
 }
 
 /// A command to run in a workspace.
@@ -202,11 +202,11 @@ mod tests {
             .cwd(WorkspacePath::new("web").unwrap())
             .timeout(Duration::from_millis(1500))
             .env("NODE_ENV", "test")
-            .network(Network::Loopback);
+            .network(Network::Egress);
         let json = serde_json::to_value(&spec).unwrap();
         assert_eq!(json["timeout"], 1500);
         assert_eq!(json["invocation"]["kind"], "shell_script");
-        assert_eq!(json["network"], "loopback");
+        assert_eq!(json["network"], "egress");
         let back: CommandSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, spec);
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::egress::EgressPolicy;
 use super::policy::CommandPolicy;
 
 /// Whether and how to use bubblewrap.
@@ -45,10 +46,26 @@ pub struct ResourceLimits {
     /// address space it never touches (WebAssembly guard regions — `fetch` in Node uses
     /// WebAssembly), so an address-space cap low enough to matter breaks Node programs.
     pub address_space_bytes: Option<u64>,
-    /// Processes/threads of the user (`RLIMIT_NPROC`). The kernel does not enforce it for
-    /// processes whose real user is root outside the sandbox (a server run as root): there the
-    /// pid namespace and the time limit are what bound a fork bomb.
+    /// Processes and threads of the whole jail: the jail's control group's `pids.max` when
+    /// there is one, and `RLIMIT_NPROC` of its host user (which the kernel does not apply to
+    /// root, hence the control group or [`RunnerConfig::sandbox_uid`] for a server run as root).
     pub max_processes: u64,
+    /// Memory of the whole jail, its `/tmp` included (tmpfs pages are charged to the control
+    /// group that wrote them): the control group's `memory.max`, swap off. Without a control
+    /// group only [`ResourceLimits::memory_bytes`] per process and
+    /// [`ResourceLimits::tmp_bytes`] hold.
+    pub total_memory_bytes: u64,
+    /// CPU of the whole jail in thousandths of a core (`1000` = one core), through the control
+    /// group's CPU controller when it has one. `RLIMIT_CPU` ([`ResourceLimits::cpu_seconds`])
+    /// bounds each process's CPU time either way.
+    pub cpu_millicores: u32,
+    /// Size of the jail's private `/tmp` (a tmpfs, so host memory): writes past it fail with
+    /// "No space left on device".
+    pub tmp_bytes: u64,
+    /// Disk space the workspace may use after a command, dependency trees included. Checked
+    /// while the command runs and when it ends: a command that leaves the workspace over it
+    /// is stopped and reported ([`LimitHit::DiskQuota`](super::LimitHit::DiskQuota)).
+    pub workspace_bytes: u64,
     /// Largest file a process may write (`RLIMIT_FSIZE`).
     pub max_file_bytes: u64,
     /// Open file descriptors (`RLIMIT_NOFILE`).
@@ -62,6 +79,10 @@ impl Default for ResourceLimits {
             memory_bytes: 2 * 1024 * 1024 * 1024,
             address_space_bytes: None,
             max_processes: 256,
+            total_memory_bytes: 2 * 1024 * 1024 * 1024,
+            cpu_millicores: 1000,
+            tmp_bytes: 512 * 1024 * 1024,
+            workspace_bytes: 2 * 1024 * 1024 * 1024,
             max_file_bytes: 512 * 1024 * 1024,
             max_open_files: 4096,
         }
@@ -75,7 +96,10 @@ impl ResourceLimits {
             format!("--cpu={0}:{0}", self.cpu_seconds),
             format!("--data={0}:{0}", self.memory_bytes),
             format!("--nproc={0}:{0}", self.max_processes),
-            format!("--fsize={0}:{0}", self.max_file_bytes),
+            format!(
+                "--fsize={0}:{0}",
+                self.max_file_bytes.min(self.workspace_bytes)
+            ),
             format!("--nofile={0}:{0}", self.max_open_files),
             "--core=0:0".into(),
         ];
@@ -121,6 +145,39 @@ pub struct RunnerConfig {
     pub extra_ro_binds: Vec<PathBuf>,
     /// What commands may run.
     pub policy: CommandPolicy,
+    /// Control groups for the jail's limits.
+    pub cgroup: CgroupMode,
+    /// The host user and group id jailed processes run as when the runner runs as root: the
+    /// kernel exempts root from `RLIMIT_NPROC`, so without a control group this is what bounds
+    /// a fork bomb. `None` leaves them root outside the jail (uid 1000 inside either way). The
+    /// workspace directories must be reachable by this id (every parent directory searchable);
+    /// the runner hands the workspace's files to it before each command.
+    pub sandbox_uid: Option<u32>,
+    /// The relay inside the jail that connects its loopback to the host's Unix sockets
+    /// (egress proxy, preview bridge): `socat`.
+    pub socat_path: Option<PathBuf>,
+    /// Where [`Network::Egress`](super::Network::Egress) commands may connect.
+    pub egress: EgressPolicy,
+}
+
+/// Whether and where to create a control group per jail.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum CgroupMode {
+    /// Find one: cgroup v2 (as root a group under the hierarchy's root, otherwise next to the
+    /// runner's own group when that is delegated to its user), else the cgroup v1 `pids` and
+    /// `memory` hierarchies as root. None found: limits fall back to `RLIMIT_*` and
+    /// [`RunnerConfig::sandbox_uid`], and the self-test says so.
+    #[default]
+    Auto,
+    /// Jails go under this directory of a cgroup v2 hierarchy (e.g. a systemd service's
+    /// delegated group, with the server itself in a sub-group of it).
+    Path {
+        /// The directory, e.g. `/sys/fs/cgroup/system.slice/samokoder.service`.
+        path: PathBuf,
+    },
+    /// No control groups.
+    Disabled,
 }
 
 /// Default [`RunnerConfig::output_cap_bytes`]: the store keeps 64 KiB of a command's output.
@@ -139,6 +196,10 @@ impl Default for RunnerConfig {
                 .collect(),
             extra_ro_binds: Vec::new(),
             policy: CommandPolicy::default(),
+            cgroup: CgroupMode::default(),
+            sandbox_uid: None,
+            socat_path: None,
+            egress: EgressPolicy::default(),
         }
     }
 }

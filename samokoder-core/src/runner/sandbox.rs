@@ -3,11 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::Network;
 use super::config::BwrapMode;
 
 /// Where the workspace appears inside the jail. A fixed path keeps host directory names (which
@@ -26,8 +24,9 @@ pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SandboxKind {
-    /// In a bubblewrap jail: own user, pid, ipc, uts and (unless `Network::Loopback`) network
-    /// namespaces, read-only system directories, only the workspace writable, no capabilities.
+    /// In a bubblewrap jail: own user, pid, ipc, uts and network namespaces (the network
+    /// reached only through the runner's bridges), read-only system directories, only the
+    /// workspace writable, no capabilities.
     Bubblewrap,
     /// Without a jail: scrubbed environment, own process group, resource limits, working
     /// directory in the workspace — but the command can read what the server's user can and
@@ -51,6 +50,8 @@ pub(crate) struct Bwrap {
     pub(crate) path: PathBuf,
     /// `--disable-userns` (bubblewrap 0.8+): no nested user namespaces inside the jail.
     pub(crate) disable_userns: bool,
+    /// `--size` on the `/tmp` tmpfs (bubblewrap 0.8+).
+    pub(crate) tmp_size: bool,
 }
 
 fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
@@ -65,60 +66,32 @@ pub(crate) fn find_prlimit(configured: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
-/// Probes bubblewrap once: runs `true` in exactly the jail commands get. Returns the working
-/// setup, or why there is none.
-pub(crate) fn detect_bwrap(mode: &BwrapMode, passwd_dir: &Path) -> Result<Bwrap, String> {
+/// Finds `socat` (the relay inside the jail) where the jail can see it.
+pub(crate) fn find_socat(configured: Option<&Path>) -> Result<PathBuf, String> {
+    match configured {
+        Some(p) if p.is_file() => Ok(p.to_path_buf()),
+        Some(p) => Err(format!("socat not found at {}", p.display())),
+        None => first_existing(&["/usr/bin/socat", "/bin/socat"])
+            .ok_or_else(|| "socat is not installed (Debian package socat)".to_owned()),
+    }
+}
+
+/// Finds the bubblewrap executable per `mode`.
+pub(crate) fn find_bwrap(mode: &BwrapMode) -> Result<PathBuf, String> {
     let configured = match mode {
         BwrapMode::Disabled => return Err("bubblewrap is disabled by configuration".into()),
         BwrapMode::Auto { path } | BwrapMode::Require { path } => path.clone(),
     };
-    let path = match configured {
-        Some(p) if p.is_file() => p,
-        Some(p) => return Err(format!("bubblewrap not found at {}", p.display())),
+    match configured {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(format!("bubblewrap not found at {}", p.display())),
         None => first_existing(&["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"])
-            .ok_or_else(|| "bubblewrap (bwrap) is not installed".to_owned())?,
-    };
-    let probe_root =
-        tempfile::tempdir().map_err(|e| format!("cannot create a probe directory: {e}"))?;
-    let mut last_error = String::new();
-    // Newest hardening first; older bubblewrap versions lack --disable-userns.
-    for disable_userns in [true, false] {
-        let candidate = Bwrap {
-            path: path.clone(),
-            disable_userns,
-        };
-        let args = candidate.args(&JailSpec {
-            root: probe_root.path(),
-            cwd_inside: JAIL_WORKSPACE.into(),
-            network: Network::None,
-            passwd_dir,
-            extra_ro_binds: &[],
-        });
-        let output = std::process::Command::new(&path)
-            .args(&args)
-            .arg("--")
-            .arg("/bin/sh")
-            .arg("-c")
-            .arg("test -w /workspace && test ! -e /root")
-            .env_clear()
-            .env("PATH", SANDBOX_PATH)
-            .stdin(Stdio::null())
-            .output();
-        match output {
-            Ok(out) if out.status.success() => return Ok(candidate),
-            Ok(out) => {
-                last_error = format!(
-                    "bubblewrap at {} does not work here ({}): {}",
-                    path.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            Err(e) => last_error = format!("cannot run bubblewrap at {}: {e}", path.display()),
-        }
+            .ok_or_else(|| "bubblewrap (bwrap) is not installed".to_owned()),
     }
-    Err(last_error)
 }
+
+/// Where a jail's bridge directory appears inside it.
+pub const JAIL_BRIDGE_DIR: &str = "/run/bridge";
 
 /// What one jail needs.
 pub(crate) struct JailSpec<'a> {
@@ -126,10 +99,14 @@ pub(crate) struct JailSpec<'a> {
     pub(crate) root: &'a Path,
     /// Working directory inside the jail.
     pub(crate) cwd_inside: String,
-    pub(crate) network: Network,
     /// Holds the synthetic `passwd` and `group` files.
     pub(crate) passwd_dir: &'a Path,
     pub(crate) extra_ro_binds: &'a [PathBuf],
+    /// Size of the private `/tmp`.
+    pub(crate) tmp_bytes: u64,
+    /// A host directory holding the jail's bridge sockets, bound at [`JAIL_BRIDGE_DIR`];
+    /// writable when the jail creates a socket there (a preview's).
+    pub(crate) bridge: Option<(&'a Path, bool)>,
 }
 
 impl Bwrap {
@@ -137,12 +114,11 @@ impl Bwrap {
     pub(crate) fn args(&self, jail: &JailSpec<'_>) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
-        // Namespaces: user, pid, ipc, uts, cgroup and network; the user namespace explicitly,
-        // since --unshare-all only tries it and we need it for --disable-userns and the uid map.
+        // Namespaces: user, pid, ipc, uts, cgroup and network, always. The user namespace
+        // explicitly, since --unshare-all only tries it and we need it for --disable-userns and
+        // the uid map. Nothing in the jail ever shares the host's network: what crosses goes
+        // through the bridge sockets.
         push(&["--unshare-all", "--unshare-user"]);
-        if jail.network == Network::Loopback {
-            push(&["--share-net"]);
-        }
         if self.disable_userns {
             push(&["--disable-userns"]);
         }
@@ -165,8 +141,9 @@ impl Bwrap {
             }
         }
         // A minimal /etc: the dynamic linker's cache, name resolution of `localhost`, time
-        // zone, TLS roots (for Network::Loopback), and alternatives symlinks. Not the host's
-        // passwd/group (a synthetic pair naming only the sandbox user), never shadow.
+        // zone, TLS roots (installs go through the egress proxy with TLS end to end), and
+        // alternatives symlinks. Not the host's passwd/group (a synthetic pair naming only
+        // the sandbox user), never shadow.
         for file in [
             "/etc/ld.so.cache",
             "/etc/ld.so.conf",
@@ -188,10 +165,18 @@ impl Bwrap {
             let s = extra.to_string_lossy();
             push(&["--ro-bind-try", &s, &s]);
         }
-        push(&[
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JAIL_HOME,
-        ]);
+        push(&["--proc", "/proc", "--dev", "/dev"]);
+        // /tmp is a tmpfs, so host memory: capped (and charged to the jail's control group).
+        if self.tmp_size {
+            let size = jail.tmp_bytes.to_string();
+            push(&["--size", &size]);
+        }
+        push(&["--tmpfs", "/tmp", "--dir", JAIL_HOME]);
         push(&["--bind", &jail.root.to_string_lossy(), JAIL_WORKSPACE]);
+        if let Some((dir, writable)) = jail.bridge {
+            let mode = if writable { "--bind" } else { "--ro-bind" };
+            push(&[mode, &dir.to_string_lossy(), JAIL_BRIDGE_DIR]);
+        }
         push(&["--chdir", &jail.cwd_inside]);
         a
     }
@@ -333,21 +318,26 @@ fn descendants(leader: u32) -> Vec<u32> {
 mod tests {
     use super::*;
 
+    fn spec<'a>(passwd: &'a Path, bridge: Option<(&'a Path, bool)>) -> JailSpec<'a> {
+        JailSpec {
+            root: Path::new("/data/ws/p1"),
+            cwd_inside: "/workspace/web".into(),
+            passwd_dir: passwd,
+            extra_ro_binds: &[],
+            tmp_bytes: 1234,
+            bridge,
+        }
+    }
+
     #[test]
     fn bwrap_args_confine() {
         let bw = Bwrap {
             path: "/usr/bin/bwrap".into(),
             disable_userns: true,
+            tmp_size: true,
         };
         let passwd = Path::new("/run/x");
-        let jail = JailSpec {
-            root: Path::new("/data/ws/p1"),
-            cwd_inside: "/workspace/web".into(),
-            network: Network::None,
-            passwd_dir: passwd,
-            extra_ro_binds: &[],
-        };
-        let args = bw.args(&jail).join(" ");
+        let args = bw.args(&spec(passwd, None)).join(" ");
         for needle in [
             "--unshare-all --unshare-user",
             "--disable-userns",
@@ -355,18 +345,40 @@ mod tests {
             "--ro-bind /usr /usr",
             "--bind /data/ws/p1 /workspace",
             "--chdir /workspace/web",
-            "--tmpfs /tmp",
+            "--size 1234 --tmpfs /tmp",
             "--ro-bind /run/x/passwd /etc/passwd",
         ] {
             assert!(args.contains(needle), "missing {needle:?} in {args}");
         }
-        assert!(!args.contains("--share-net"));
-        assert!(!args.contains("/etc/shadow"));
-        let loopback = JailSpec {
-            network: Network::Loopback,
-            ..jail
+        for absent in ["--share-net", "/etc/shadow", JAIL_BRIDGE_DIR] {
+            assert!(!args.contains(absent), "{absent:?} in {args}");
+        }
+        let old = Bwrap {
+            disable_userns: false,
+            tmp_size: false,
+            ..bw.clone()
         };
-        assert!(bw.args(&loopback).join(" ").contains("--share-net"));
+        let args = old.args(&spec(passwd, None)).join(" ");
+        assert!(
+            !args.contains("--size") && !args.contains("--disable-userns"),
+            "{args}"
+        );
+    }
+
+    #[test]
+    fn the_bridge_directory_is_bound_at_a_neutral_path() {
+        let bw = Bwrap {
+            path: "/usr/bin/bwrap".into(),
+            disable_userns: true,
+            tmp_size: true,
+        };
+        let passwd = Path::new("/run/x");
+        let dir = Path::new("/srv/runner/b7");
+        let ro = bw.args(&spec(passwd, Some((dir, false)))).join(" ");
+        assert!(ro.contains("--ro-bind /srv/runner/b7 /run/bridge"), "{ro}");
+        let rw = bw.args(&spec(passwd, Some((dir, true)))).join(" ");
+        assert!(rw.contains(" --bind /srv/runner/b7 /run/bridge"), "{rw}");
+        assert!(!rw.contains("--share-net"), "{rw}");
     }
 
     #[test]

@@ -1,9 +1,8 @@
-//! Long-running services for previews: the generated app's own start command, on a loopback
-//! port, with a bounded lifetime.
+//! Long-running services for previews: the generated app's own start command, in its jail,
+//! reached through the ingress bridge, with a bounded lifetime.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,10 +11,12 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{Notify, watch};
 
+use super::bridge::{BridgeStream, ServiceUpstream};
 use super::command::{Invocation, Network};
+use super::limits::{self, LimitHit};
 use super::output::OutputStream;
 use super::sandbox::{self, SandboxKind};
-use super::{GroupGuard, Runner, RunnerError, Verdict, spawn_name};
+use super::{GroupGuard, Launched, Role, Runner, RunnerError, Verdict};
 use crate::workspace::WorkspacePath;
 
 /// The longest output line kept; longer ones are cut (a minified bundle printed by mistake must
@@ -79,6 +80,9 @@ pub enum ExitReason {
     MaxLifetime,
     /// [`ServiceSpec::idle_timeout`] passed without a touch.
     Idle,
+    /// Its workspace went over the disk quota
+    /// ([`ResourceLimits::workspace_bytes`](super::ResourceLimits::workspace_bytes)).
+    DiskQuota,
 }
 
 /// How a service ended.
@@ -105,7 +109,7 @@ pub enum ServiceStatus {
 /// A running service. Dropping the handle stops it (its whole process tree).
 #[derive(Debug)]
 pub struct ServiceHandle {
-    port: u16,
+    upstream: ServiceUpstream,
     sandbox: SandboxKind,
     leader: u32,
     lines: Arc<Mutex<VecDeque<OutputLine>>>,
@@ -117,14 +121,15 @@ pub struct ServiceHandle {
 }
 
 impl ServiceHandle {
-    /// The loopback port it was given as `PORT`.
-    pub fn port(&self) -> u16 {
-        self.port
+    /// Where the runner reaches it: the jail's ingress socket (never a host port), or a
+    /// loopback port when it runs without the jail.
+    pub fn upstream(&self) -> &ServiceUpstream {
+        &self.upstream
     }
 
-    /// `http://127.0.0.1:{port}`.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+    /// Opens a connection to it (through its jail's bridge).
+    pub async fn connect(&self) -> std::io::Result<BridgeStream> {
+        self.upstream.connect().await
     }
 
     /// How it is confined.
@@ -153,18 +158,20 @@ impl ServiceHandle {
         self.last_touch.store(ms, Ordering::Relaxed);
     }
 
-    /// Waits until something accepts connections on the port. [`RunnerError::NotListening`]
-    /// (with the last output lines) if the service exits first or `timeout` passes.
+    /// Whether the service accepts connections now ([`ServiceUpstream::is_listening`]).
+    pub async fn is_listening(&self) -> bool {
+        self.upstream.is_listening().await
+    }
+
+    /// Waits until the service accepts connections. [`RunnerError::NotListening`] (with the
+    /// last output lines) if it exits first or `timeout` passes.
     pub async fn wait_until_listening(&self, timeout: Duration) -> Result<(), RunnerError> {
         let started = Instant::now();
         loop {
             if matches!(self.status(), ServiceStatus::Exited(_)) {
                 break;
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            if self.is_listening().await {
                 return Ok(());
             }
             if started.elapsed() >= timeout {
@@ -173,7 +180,6 @@ impl ServiceHandle {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(RunnerError::NotListening {
-            port: self.port,
             waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             output: self.recent_output(20).into_iter().map(|l| l.text).collect(),
         })
@@ -214,10 +220,10 @@ impl Drop for ServiceHandle {
     }
 }
 
-/// A free loopback port: bound and released, so another process could take it in between
-/// (unlikely on loopback; the service then fails to listen, which
-/// [`ServiceHandle::wait_until_listening`] reports).
-fn free_port() -> Result<u16, RunnerError> {
+/// A free loopback port for a service run without the jail: bound and released, so another
+/// process could take it in between (unlikely on loopback; the service then fails to listen,
+/// which [`ServiceHandle::wait_until_listening`] reports).
+pub(crate) fn free_port() -> Result<u16, RunnerError> {
     let listener =
         std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|source| RunnerError::Io {
             action: "allocate a loopback port",
@@ -234,11 +240,14 @@ fn free_port() -> Result<u16, RunnerError> {
 }
 
 impl Runner {
-    /// Starts a long-running service in the workspace `root`, with [`Network::Loopback`] (the
-    /// host must reach it) and a free loopback port passed as `PORT` (and `HOST=127.0.0.1`, so a
-    /// service that honours it does not listen on every interface of the host).
+    /// Starts a long-running service in the workspace `root`. In the jail it gets its own
+    /// network namespace like every command, `PORT` [`PREVIEW_PORT`](super::PREVIEW_PORT)
+    /// inside it and `HOST=127.0.0.1`, and is reached only through
+    /// [`ServiceHandle::connect`]: its port is on no host interface, and it cannot reach the
+    /// host's. Without the jail it gets a free loopback port of the host as `PORT`.
     ///
-    /// The policy applies as for [`Runner::run`]. Returns once the process is started; use
+    /// The policy applies as for [`Runner::run`], and so do the limits (the workspace quota
+    /// stops it). Returns once the process is started; use
     /// [`ServiceHandle::wait_until_listening`] to know it serves.
     pub async fn start_service(
         &self,
@@ -248,41 +257,39 @@ impl Runner {
         match self
             .config()
             .policy
-            .evaluate(&spec.invocation, Network::Loopback)
+            .evaluate(&spec.invocation, Network::None)
         {
             Verdict::Allow => {}
             Verdict::Deny { reason } => return Err(RunnerError::Denied { reason }),
             Verdict::AskHuman { .. } if spec.approved => {}
             Verdict::AskHuman { reason } => return Err(RunnerError::NeedsApproval { reason }),
         }
-        let port = free_port()?;
         let mut env = spec.env.clone();
         env.remove("PORT");
         env.remove("HOST");
-        let mut prepared = self.prepare(
-            root,
-            &spec.invocation,
-            spec.cwd.as_ref(),
-            &env,
-            Network::Loopback,
-        )?;
-        prepared
-            .command
-            .env("PORT", port.to_string())
-            .env("HOST", "127.0.0.1");
-        prepared
-            .command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = prepared
-            .command
-            .spawn()
-            .map_err(|source| RunnerError::Spawn {
-                program: spawn_name(&prepared.command),
-                source,
-            })?;
-        let leader = child.id().unwrap_or_default();
+        let workspace = root.canonicalize().map_err(|source| RunnerError::Io {
+            action: "resolve the service's workspace",
+            source,
+        })?;
+        let Launched {
+            mut child,
+            leader,
+            session,
+            upstream,
+            ..
+        } = self
+            .launch(
+                root,
+                &spec.invocation,
+                spec.cwd.as_ref(),
+                &env,
+                Role::Service,
+            )
+            .await?;
+        let upstream = upstream.ok_or_else(|| RunnerError::Io {
+            action: "start the service",
+            source: std::io::Error::other("no upstream for a service"),
+        })?;
         let lines = Arc::new(Mutex::new(VecDeque::new()));
         let keep = spec.keep_lines.max(1);
         let readers =
@@ -301,18 +308,22 @@ impl Runner {
 
         let supervisor_stop = stop.clone();
         let supervisor_touch = last_touch.clone();
+        let supervisor_lines = lines.clone();
         let max_lifetime = spec.max_lifetime;
         let idle_timeout = spec.idle_timeout;
-        let scratch = prepared.scratch;
+        let quota = self.config().limits.workspace_bytes;
         tokio::spawn(async move {
-            // Owned here so the unconfined service's HOME outlives the process.
-            let _scratch = scratch;
+            // Owned here: the jail's bridge, control group and scratch directory live as long
+            // as the process.
+            let session = session;
             let mut guard = GroupGuard {
                 leader,
                 reaped: false,
             };
             let lifetime = tokio::time::sleep(max_lifetime);
             tokio::pin!(lifetime);
+            let quota_watch = limits::watch_quota(workspace, quota);
+            tokio::pin!(quota_watch);
             let mut idle_check = tokio::time::interval(Duration::from_millis(500));
             let reason = loop {
                 tokio::select! {
@@ -323,6 +334,11 @@ impl Runner {
                     }
                     () = supervisor_stop.notified() => break stopped(ExitReason::Stopped),
                     () = &mut lifetime => break stopped(ExitReason::MaxLifetime),
+                    used = &mut quota_watch => {
+                        let hit = LimitHit::DiskQuota { used_bytes: used, limit_bytes: quota };
+                        push_line(&supervisor_lines, keep, OutputStream::Stderr, hit.line().trim_end().to_owned());
+                        break stopped(ExitReason::DiskQuota);
+                    }
                     _ = idle_check.tick() => {
                         if let Some(idle) = idle_timeout {
                             let last = Duration::from_millis(supervisor_touch.load(Ordering::Relaxed));
@@ -335,9 +351,11 @@ impl Runner {
             };
             let exit = if guard.reaped {
                 sandbox::kill_group(leader);
+                session.kill_group();
                 reason
             } else {
                 sandbox::kill_tree(leader);
+                session.kill_group();
                 let status = child.wait().await.ok();
                 guard.reaped = true;
                 let (code, signal) = exit_parts(status);
@@ -351,11 +369,12 @@ impl Runner {
                 // Readers end when the pipes close; an escaped holder must not keep us here.
                 let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
             }
+            drop(session);
             let _ = status_tx.send(ServiceStatus::Exited(exit));
         });
 
         Ok(ServiceHandle {
-            port,
+            upstream,
             sandbox: self.sandbox().clone(),
             leader,
             lines,
@@ -383,6 +402,26 @@ fn exit_parts(status: Option<std::process::ExitStatus>) -> (Option<i32>, Option<
     }
 }
 
+/// Appends one line, cut to [`MAX_LINE_CHARS`], keeping the last `keep`.
+fn push_line(
+    lines: &Mutex<VecDeque<OutputLine>>,
+    keep: usize,
+    stream: OutputStream,
+    mut text: String,
+) {
+    if text.ends_with('\r') {
+        text.pop();
+    }
+    if text.chars().count() > MAX_LINE_CHARS {
+        text = text.chars().take(MAX_LINE_CHARS).collect::<String>() + " …";
+    }
+    let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+    lines.push_back(OutputLine { stream, text });
+    while lines.len() > keep {
+        lines.pop_front();
+    }
+}
+
 async fn read_lines(
     mut reader: impl AsyncRead + Unpin,
     stream: OutputStream,
@@ -392,18 +431,12 @@ async fn read_lines(
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 8 * 1024];
     let push = |bytes: &[u8]| {
-        let mut text = String::from_utf8_lossy(bytes).into_owned();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-        if text.chars().count() > MAX_LINE_CHARS {
-            text = text.chars().take(MAX_LINE_CHARS).collect::<String>() + " …";
-        }
-        let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines.push_back(OutputLine { stream, text });
-        while lines.len() > keep {
-            lines.pop_front();
-        }
+        push_line(
+            &lines,
+            keep,
+            stream,
+            String::from_utf8_lossy(bytes).into_owned(),
+        );
     };
     loop {
         let n = match reader.read(&mut chunk).await {

@@ -144,6 +144,14 @@ pub enum EngineEvent {
         /// Why the runner could not confine them.
         reason: String,
     },
+    /// The sandbox stopped something a command tried: a connection outside the egress
+    /// allowlist, or a limit (processes, memory, the workspace's disk quota).
+    SandboxBlocked {
+        /// `egress_refused`, `process_limit`, `memory_limit` or `disk_quota`.
+        kind: String,
+        /// What happened.
+        detail: String,
+    },
     /// A guard stopped or paused the run.
     GuardTripped {
         /// What it saw.
@@ -185,6 +193,7 @@ impl EngineEvent {
             Self::QuestionAnswered { .. } => "question_answered",
             Self::Usage { .. } => "usage",
             Self::SandboxUnconfined { .. } => "sandbox_unconfined",
+            Self::SandboxBlocked { .. } => "sandbox_blocked",
             Self::GuardTripped { .. } => "guard_tripped",
             Self::Checkpoint { .. } => "checkpoint",
             Self::RunFinished { .. } => "run_finished",

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "fake-llm")]
 mod engine;
+#[cfg(feature = "engine")]
+mod isolation;
 #[cfg(feature = "fake-llm")]
 mod llm;
 #[cfg(feature = "engine")]

@@ -1,20 +1,19 @@
 //! The sandboxed runner, against real processes: the jail (bubblewrap is required here — CI
 //! installs it) and the forced fallback without it.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use samokoder_core::runner::{
-    BwrapMode, CommandOutcome, CommandSpec, ExitReason, Network, OutputStream, ResourceLimits,
-    Runner, RunnerConfig, RunnerError, SandboxKind, ServiceSpec, ServiceStatus,
+    BwrapMode, CommandOutcome, CommandSpec, ExitReason, Network, OutputStream, PREVIEW_PORT,
+    ResourceLimits, Runner, RunnerConfig, RunnerError, SandboxKind, ServiceSpec, ServiceStatus,
+    ServiceUpstream,
 };
 use samokoder_core::workspace::WorkspacePath;
 
-use crate::sandbox::{both, jail, jail_with, unconfined};
+use crate::sandbox::{both, http_get, jail, jail_with, unconfined};
 
 async fn sh(runner: &Runner, root: &Path, script: &str) -> CommandOutcome {
     runner
@@ -355,41 +354,6 @@ async fn output_floods_are_capped_not_fatal() {
 }
 
 #[tokio::test]
-async fn no_network_in_the_jail_unless_asked() {
-    let Some(jail) = jail("no_network_in_the_jail_unless_asked") else {
-        return;
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let ws = tempfile::tempdir().unwrap();
-    let script = format!(
-        "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); print('CONNECTED')\""
-    );
-    let runner = jail;
-    let off = runner
-        .run(ws.path(), &CommandSpec::shell(&script), None)
-        .await
-        .unwrap();
-    assert!(!off.success(), "{off:?}");
-    assert!(!off.stdout.text.contains("CONNECTED"));
-    assert!(
-        off.stderr.text.contains("Connection refused") || off.stderr.text.contains("unreachable"),
-        "{off:?}"
-    );
-    // Control: with the host's network shared, the same connection works.
-    let on = runner
-        .run(
-            ws.path(),
-            &CommandSpec::shell(&script).network(Network::Loopback),
-            None,
-        )
-        .await
-        .unwrap();
-    assert!(on.stdout.text.contains("CONNECTED"), "{on:?}");
-    drop(listener);
-}
-
-#[tokio::test]
 async fn resource_limits_bind_the_command() {
     let ws = tempfile::tempdir().unwrap();
     let limits = ResourceLimits {
@@ -468,7 +432,7 @@ async fn policy_is_enforced_before_anything_runs() {
         .unwrap_err();
     assert!(err.to_string().contains("without network access"), "{err}");
 
-    let push = CommandSpec::argv(["git", "push"]).network(Network::Loopback);
+    let push = CommandSpec::argv(["git", "push"]).network(Network::Egress);
     let err = runner.run(ws.path(), &push, None).await.unwrap_err();
     assert!(matches!(err, RunnerError::NeedsApproval { .. }), "{err}");
     // Approved by a human, it runs (and fails on its own: there is no repository).
@@ -523,22 +487,11 @@ async fn outcome_reports_exit_and_serialises() {
     assert_eq!(json["sandbox"]["kind"], "unconfined");
 }
 
-fn http_get(port: u16, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
-}
-
 #[tokio::test]
-async fn preview_service_serves_on_its_port_and_stops() {
+async fn preview_service_serves_through_its_bridge_and_stops() {
     let ws = tempfile::tempdir().unwrap();
     std::fs::write(ws.path().join("index.html"), "hello from the preview").unwrap();
-    for (name, runner) in both("preview_service_serves_on_its_port_and_stops") {
+    for (name, runner) in both("preview_service_serves_through_its_bridge_and_stops") {
         let spec = ServiceSpec::new(samokoder_core::runner::Invocation::ShellScript {
             script:
                 "echo starting on $PORT; exec python3 -m http.server \"$PORT\" --bind \"$HOST\""
@@ -549,12 +502,13 @@ async fn preview_service_serves_on_its_port_and_stops() {
             .wait_until_listening(Duration::from_secs(20))
             .await
             .unwrap();
-        let port = service.port();
-        let page = tokio::task::spawn_blocking(move || http_get(port, "/index.html"))
-            .await
-            .unwrap();
+        let page = http_get(&service, "/index.html").await;
         assert!(page.contains("hello from the preview"), "{name}: {page}");
         assert_eq!(service.status(), ServiceStatus::Running);
+        let port = match service.upstream() {
+            ServiceUpstream::Socket(_) => PREVIEW_PORT,
+            ServiceUpstream::Loopback(addr) => addr.port(),
+        };
         let lines = service.recent_output(50);
         assert!(
             lines
@@ -562,12 +516,10 @@ async fn preview_service_serves_on_its_port_and_stops() {
                 .any(|l| l.text == format!("starting on {port}")),
             "{name}: {lines:?}"
         );
+        let upstream = service.upstream().clone();
         let exit = service.stop().await;
         assert_eq!(exit.reason, ExitReason::Stopped);
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "{name}: still listening"
-        );
+        assert!(upstream.connect().await.is_err(), "{name}: still reachable");
     }
 }
 

@@ -6,8 +6,10 @@
 //! command passes on a fresh clone either way.
 
 use std::io::Write as _;
+use std::time::Duration;
 
-use samokoder_core::runner::{BwrapMode, Runner, RunnerConfig, RunnerError};
+use samokoder_core::runner::{BwrapMode, Runner, RunnerConfig, RunnerError, ServiceHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Set (to anything but `0` or empty) where the jail must work.
 pub const REQUIRE_VAR: &str = "SAMOKODER_TEST_REQUIRE_BWRAP";
@@ -57,4 +59,29 @@ pub fn both(test: &str) -> Vec<(&'static str, Runner)> {
     let mut runners: Vec<_> = jail(test).map(|j| ("jail", j)).into_iter().collect();
     runners.push(("unconfined", unconfined()));
     runners
+}
+
+/// `GET path` through the service's bridge (HTTP/1.0, so the answer ends with the
+/// connection): the status line, headers and body.
+pub async fn http_get(service: &ServiceHandle, path: &str) -> String {
+    let mut stream = service.connect().await.expect("connect through the bridge");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("the service answers in time")
+    .unwrap();
+    response
+}
+
+/// Whether this process runs as root (the limits that must hold "even as root" are tested
+/// as root; CI runs as root).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }

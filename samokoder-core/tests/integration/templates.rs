@@ -1,25 +1,13 @@
 //! Each starter template, rendered, materialised and run through the sandboxed runner: its own
 //! tests pass offline, and its start command serves on the port it is given.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
-use samokoder_core::runner::SandboxKind;
+use samokoder_core::runner::{PREVIEW_PORT, SandboxKind};
 use samokoder_core::templates::{self, TemplateVars};
 use samokoder_core::workspace::{MaterializeOptions, MemoryBlobs, ScanOptions, materialize, scan};
 
-use crate::sandbox::jail;
-
-fn get(port: u16, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
+use crate::sandbox::{http_get, jail};
 
 #[tokio::test]
 async fn every_template_passes_its_own_tests_in_the_sandbox_and_serves() {
@@ -70,10 +58,7 @@ async fn every_template_passes_its_own_tests_in_the_sandbox_and_serves() {
             .wait_until_listening(Duration::from_secs(30))
             .await
             .unwrap();
-        let port = service.port();
-        let health = tokio::task::spawn_blocking(move || get(port, "/health"))
-            .await
-            .unwrap();
+        let health = http_get(&service, "/health").await;
         assert!(health.starts_with("HTTP/1."), "{}: {health}", template.id);
         assert!(
             health.contains("200") && health.contains("\"status\": \"ok\"")
@@ -84,7 +69,7 @@ async fn every_template_passes_its_own_tests_in_the_sandbox_and_serves() {
         let lines = service.recent_output(20);
         assert!(
             lines.iter().any(|l| l.text.contains(&format!(
-                "Demo Project listening on http://127.0.0.1:{port}"
+                "Demo Project listening on http://127.0.0.1:{PREVIEW_PORT}"
             ))),
             "{}: {lines:?}",
             template.id

@@ -1,19 +1,14 @@
 //! Previews: the generated app's own start command (its starter template's), run by the
-//! sandboxed runner with loopback networking on a port it allocates, stopped after an idle
-//! time or a maximum lifetime.
+//! sandboxed runner, stopped after an idle time or a maximum lifetime.
 //!
 //! The runner builds the app's environment from scratch (`PATH`, `HOME`, `PORT`, `HOST`, ...),
 //! never from the server's, and applies its command policy: a preview can never see a server
-//! secret or run outside the sandbox's rules. Previews live in the server process that started
-//! them; the per-user limit counts this process's previews.
-//!
-//! Network: bubblewrap cannot forward a port into a private network namespace, so a preview
-//! shares the host's network (the runner's [`Network::Loopback`]) to be reachable on its port,
-//! and can therefore also reach what the host reaches. Deployments that must keep generated
-//! apps away from their databases and internal services run the server (or its previews) on a
-//! host or container of their own.
-//!
-//! [`Network::Loopback`]: samokoder_core::runner::Network::Loopback
+//! secret or run outside the sandbox's rules. In the jail a preview has a network namespace of
+//! its own, like every command: it listens on no host port and cannot reach the host's
+//! loopback (its database, Redis, this server). This process reaches it through the jail's
+//! ingress bridge, a Unix socket only it can open ([`PreviewManager::forward`]). Previews live
+//! in the server process that started them; the per-user limit counts this process's
+//! previews.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -151,8 +146,7 @@ impl PreviewManager {
                 preview.handle.touch();
                 (
                     preview.handle.status(),
-                    preview.handle.port(),
-                    preview.handle.url(),
+                    preview.handle.upstream().clone(),
                     preview.command.clone(),
                     preview.state_id,
                     preview.started_at,
@@ -166,16 +160,12 @@ impl PreviewManager {
                 )
             })
         };
-        let Some((status, port, url, command, state_id, started_at, idle, output)) = snapshot
-        else {
+        let Some((status, upstream, command, state_id, started_at, idle, output)) = snapshot else {
             return stopped(project, Vec::new(), None);
         };
         let (state, exit_code) = match status {
             ServiceStatus::Running => {
-                let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok();
-                let state = if listening {
+                let state = if upstream.is_listening().await {
                     PreviewState::Running
                 } else {
                     PreviewState::Starting
@@ -187,12 +177,10 @@ impl PreviewManager {
             }
             ServiceStatus::Exited(_) => return stopped(project, output, None),
         };
-        let live = matches!(state, PreviewState::Running | PreviewState::Starting);
         PreviewInfo {
             status: state,
-            url: live.then_some(url),
+            url: None,
             process_id: project.to_string(),
-            port: live.then_some(port),
             command,
             state_id: Some(state_id),
             started_at: Some(started_at),
@@ -232,7 +220,6 @@ fn stopped(project: Uuid, output: Vec<String>, exit_code: Option<i32>) -> Previe
         status: PreviewState::Stopped,
         url: None,
         process_id: project.to_string(),
-        port: None,
         command: Vec::new(),
         state_id: None,
         started_at: None,

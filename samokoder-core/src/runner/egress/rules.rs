@@ -1,0 +1,415 @@
+//! The egress allowlist and the address filter, compiled once from [`EgressPolicy`].
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Where jailed commands with [`Network::Egress`](crate::runner::Network::Egress) may connect,
+/// through the runner's proxy. Nothing is allowed by default; the reference server fills
+/// [`EgressPolicy::allowed_hosts`] with the registries the host's own npm and pip use
+/// ([`discover_registry_hosts`](super::discover_registry_hosts)).
+///
+/// ```
+/// use samokoder_core::runner::EgressPolicy;
+///
+/// let policy = EgressPolicy {
+///     allowed_hosts: vec!["registry.example.test".into(), "*.mirror.example.test:8443".into()],
+///     allowed_private_networks: vec![],
+/// };
+/// let rules = policy.compile().unwrap();
+/// assert!(rules.host_allowed("registry.example.test", 443));
+/// assert!(!rules.host_allowed("registry.example.test", 22));
+/// assert!(rules.host_allowed("eu.mirror.example.test", 8443));
+/// assert!(!rules.host_allowed("evil.test", 443));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressPolicy {
+    /// `host`, `host:port`, `*.domain` or `*.domain:port` (a wildcard matches subdomains, not
+    /// the domain itself). Without a port an entry allows 443 and 80 only.
+    pub allowed_hosts: Vec<String>,
+    /// Networks (CIDR, e.g. `10.1.2.0/24`) the proxy may connect to although they are
+    /// loopback, private or link-local: an internal registry mirror. Empty by default, so a
+    /// name on the allowlist that resolves to such an address is refused.
+    pub allowed_private_networks: Vec<String>,
+}
+
+/// An invalid [`EgressPolicy`] entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("egress policy entry {entry:?}: {reason}")]
+pub struct EgressPolicyError {
+    /// The entry as written.
+    pub entry: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Ports an allowlist entry without one allows.
+pub const DEFAULT_EGRESS_PORTS: [u16; 2] = [443, 80];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    Exact(String),
+    /// Matches names ending in `.{0}`.
+    Subdomains(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostRule {
+    pattern: HostPattern,
+    port: Option<u16>,
+}
+
+/// A compiled [`EgressPolicy`]: what the proxy checks every request against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EgressRules {
+    hosts: Vec<HostRule>,
+    private_networks: Vec<IpNet>,
+}
+
+impl EgressPolicy {
+    /// Checks and compiles the policy.
+    pub fn compile(&self) -> Result<EgressRules, EgressPolicyError> {
+        let hosts = self
+            .allowed_hosts
+            .iter()
+            .map(|entry| parse_host_rule(entry))
+            .collect::<Result<_, _>>()?;
+        let private_networks = self
+            .allowed_private_networks
+            .iter()
+            .map(|entry| {
+                entry
+                    .trim()
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.trim().parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| EgressPolicyError {
+                        entry: entry.clone(),
+                        reason: "not a network in CIDR notation",
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EgressRules {
+            hosts,
+            private_networks,
+        })
+    }
+}
+
+fn parse_host_rule(entry: &str) -> Result<HostRule, EgressPolicyError> {
+    let bad = |reason| EgressPolicyError {
+        entry: entry.to_owned(),
+        reason,
+    };
+    let trimmed = entry.trim();
+    // `[v6]:port`, `[v6]`, `host:port`, `host`.
+    let (host, port) = if let Some(rest) = trimmed.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed '[' around an IPv6 address"))?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => return Err(bad("unexpected text after ']'")),
+        }
+    } else {
+        match trimmed.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, Some(port)),
+            Some(_) => return Err(bad("write IPv6 addresses in brackets: [::1]:443")),
+            None => (trimmed, None),
+        }
+    };
+    let port = port
+        .map(|p| p.parse::<u16>().ok().filter(|p| *p != 0))
+        .map(|p| p.ok_or_else(|| bad("the port is not a number from 1 to 65535")))
+        .transpose()?;
+    let host = normalize_host(host);
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let pattern = match host.strip_prefix("*.") {
+        Some(domain) if valid_name(domain) => HostPattern::Subdomains(domain.to_owned()),
+        Some(_) => return Err(bad("a wildcard must be followed by a domain name")),
+        None if host.parse::<IpAddr>().is_ok() || valid_name(&host) => HostPattern::Exact(host),
+        None => return Err(bad("not a host name or an IP address")),
+    };
+    Ok(HostRule { pattern, port })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Lower case, no brackets, no trailing dot: the form rules and requests are compared in.
+pub(crate) fn normalize_host(host: &str) -> String {
+    host.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+impl EgressRules {
+    /// Whether `host:port` is on the allowlist (the name as the client sent it; addresses
+    /// are checked after resolution by [`EgressRules::address_allowed`]).
+    pub fn host_allowed(&self, host: &str, port: u16) -> bool {
+        let host = normalize_host(host);
+        self.hosts.iter().any(|rule| {
+            let name_matches = match &rule.pattern {
+                HostPattern::Exact(name) => *name == host,
+                HostPattern::Subdomains(domain) => host
+                    .strip_suffix(domain.as_str())
+                    .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            };
+            let port_matches = match rule.port {
+                Some(p) => p == port,
+                None => DEFAULT_EGRESS_PORTS.contains(&port),
+            };
+            name_matches && port_matches
+        })
+    }
+
+    /// Whether nothing is allowed.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// `Ok` when the proxy may connect to `ip`; otherwise what kind of address it is
+    /// (loopback, private, link-local, ...). Networks in
+    /// [`EgressPolicy::allowed_private_networks`] pass.
+    pub fn address_allowed(&self, ip: IpAddr) -> Result<(), &'static str> {
+        let ip = canonical(ip);
+        if self.private_networks.iter().any(|net| net.contains(&ip)) {
+            return Ok(());
+        }
+        match forbidden_class(ip) {
+            Some(class) => Err(class),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An IPv4 address carried in an IPv6 one (mapped, NAT64, 6to4) is judged as IPv4: otherwise
+/// `::ffff:127.0.0.1` would pass as a public IPv6 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let low = |a: u16, b: u16| Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8);
+    // NAT64 well-known prefix 64:ff9b::/96.
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(low(s[6], s[7]));
+    }
+    // 6to4 2002:AABB:CCDD::/48.
+    if s[0] == 0x2002 {
+        return Some(low(s[1], s[2]));
+    }
+    None
+}
+
+/// What kind of non-public address `ip` is, if it is one.
+fn forbidden_class(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_private() {
+                Some("a private address")
+            } else if v4.is_link_local() {
+                // 169.254.169.254 is where clouds serve instance metadata and credentials.
+                Some("a link-local address (cloud metadata lives there)")
+            } else if a == 100 && (64..128).contains(&b) {
+                Some("a shared (carrier-grade NAT) address")
+            } else if a == 0 || v4.is_unspecified() || v4.is_broadcast() || a >= 240 {
+                Some("a reserved address")
+            } else if v4.is_multicast() {
+                Some("a multicast address")
+            } else if a == 192 && b == 0 && v4.octets()[2] == 0 {
+                Some("an IETF protocol address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if v6.is_unspecified() {
+                Some("a reserved address")
+            } else if first & 0xfe00 == 0xfc00 {
+                Some("a private (unique local) address")
+            } else if first & 0xffc0 == 0xfe80 {
+                Some("a link-local address")
+            } else if first & 0xff00 == 0xff00 {
+                Some("a multicast address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(hosts: &[&str], private: &[&str]) -> EgressRules {
+        EgressPolicy {
+            allowed_hosts: hosts.iter().map(|s| (*s).to_owned()).collect(),
+            allowed_private_networks: private.iter().map(|s| (*s).to_owned()).collect(),
+        }
+        .compile()
+        .unwrap()
+    }
+
+    #[test]
+    fn hosts_match_exactly_and_by_default_on_443_and_80_only() {
+        let r = rules(&["Registry.Example.Test."], &[]);
+        assert!(r.host_allowed("registry.example.test", 443));
+        assert!(r.host_allowed("REGISTRY.example.test.", 80));
+        assert!(!r.host_allowed("registry.example.test", 8080));
+        assert!(!r.host_allowed("sub.registry.example.test", 443));
+        assert!(!r.host_allowed("registry.example.test.evil", 443));
+        assert!(!r.host_allowed("xregistry.example.test", 443));
+        assert!(!EgressRules::default().host_allowed("registry.example.test", 443));
+        assert!(EgressRules::default().is_empty());
+        assert!(!r.is_empty());
+    }
+
+    #[test]
+    fn explicit_ports_and_wildcards() {
+        let r = rules(
+            &["mirror.test:4873", "*.cdn.test", "[::1]:8443", "10.0.0.5"],
+            &[],
+        );
+        assert!(r.host_allowed("mirror.test", 4873));
+        assert!(!r.host_allowed("mirror.test", 443));
+        assert!(r.host_allowed("a.cdn.test", 443));
+        assert!(r.host_allowed("a.b.cdn.test", 80));
+        assert!(
+            !r.host_allowed("cdn.test", 443),
+            "a wildcard names subdomains only"
+        );
+        assert!(!r.host_allowed("xcdn.test", 443));
+        assert!(r.host_allowed("[::1]", 8443));
+        assert!(r.host_allowed("::1", 8443));
+        assert!(r.host_allowed("10.0.0.5", 443));
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_a_reason() {
+        for (entry, reason) in [
+            ("", "no host"),
+            ("host:0", "port"),
+            ("host:99999", "port"),
+            ("host:x", "port"),
+            ("::1", "brackets"),
+            ("[::1", "unclosed"),
+            ("[::1]x", "after"),
+            ("*.a b", "wildcard"),
+            ("*.", "not a host"),
+            ("a b", "not a host"),
+            ("a..b", "not a host"),
+        ] {
+            let err = EgressPolicy {
+                allowed_hosts: vec![entry.into()],
+                ..EgressPolicy::default()
+            }
+            .compile()
+            .unwrap_err();
+            assert!(err.reason.contains(reason), "{entry:?}: {err}");
+        }
+        let err = EgressPolicy {
+            allowed_private_networks: vec!["10.0.0.0/33".into()],
+            ..EgressPolicy::default()
+        }
+        .compile()
+        .unwrap_err();
+        assert!(err.to_string().contains("CIDR"), "{err}");
+    }
+
+    #[test]
+    fn non_public_addresses_are_refused_whatever_their_spelling() {
+        let r = EgressRules::default();
+        for ip in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "240.0.0.1",
+            "224.0.0.1",
+            "192.0.0.170",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(r.address_allowed(ip).is_err(), "{ip} must be refused");
+        }
+        for ip in [
+            "93.184.215.14",
+            "172.32.0.1",
+            "100.128.0.1",
+            "192.0.2.1",
+            "2606:4700::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(r.address_allowed(ip), Ok(()), "{ip}");
+        }
+        assert_eq!(
+            r.address_allowed("127.0.0.1".parse().unwrap()),
+            Err("a loopback address")
+        );
+        assert!(
+            r.address_allowed("169.254.169.254".parse().unwrap())
+                .unwrap_err()
+                .contains("metadata")
+        );
+    }
+
+    #[test]
+    fn configured_private_networks_pass() {
+        let r = rules(&[], &["10.1.0.0/16", "127.0.0.1"]);
+        assert_eq!(r.address_allowed("10.1.2.3".parse().unwrap()), Ok(()));
+        assert_eq!(r.address_allowed("127.0.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(
+            r.address_allowed("::ffff:127.0.0.1".parse().unwrap()),
+            Ok(())
+        );
+        assert!(r.address_allowed("10.2.0.1".parse().unwrap()).is_err());
+        assert!(r.address_allowed("127.0.0.2".parse().unwrap()).is_err());
+    }
+}
