@@ -103,6 +103,7 @@ operations! {
     START_PREVIEW = POST "/v1/projects/{project_id}/preview/start" "start_preview" => "preview().start", Session;
     PREVIEW_STATUS = GET "/v1/projects/{project_id}/preview/status" "preview_status" => "preview().status", Session;
     STOP_PREVIEW = POST "/v1/projects/{project_id}/preview/stop" "stop_preview" => "preview().stop", Session;
+    OPEN_PREVIEW = POST "/v1/projects/{project_id}/preview/open" "open_preview" => "preview().open", Session;
     LIST_RUNS = GET "/v1/projects/{project_id}/runs" "list_runs" => "runs().list", Session;
     CREATE_RUN = POST "/v1/projects/{project_id}/runs" "start_run" => "runs().create", Session;
     GET_RUN = GET "/v1/projects/{project_id}/runs/{run_id}" "get_run" => "runs().get", Session;

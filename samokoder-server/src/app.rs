@@ -10,8 +10,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ConfigError, DevSecretsOutcome};
+use crate::config::{Config, ConfigError, DevSecretsOutcome, Problem};
+use crate::generation::preview_origin::PreviewOrigin;
 use crate::generation::worker::WorkerPool;
+use crate::preview_site;
 use crate::routes::{self, Api};
 use crate::state::{AppState, StateError};
 
@@ -48,6 +50,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The preview listener, when previews are served to their owners.
+    previews: Option<TcpListener>,
     state: AppState,
 }
 
@@ -72,12 +76,35 @@ impl Application {
         let listener = TcpListener::bind(address)
             .await
             .map_err(|source| StartupError::Bind { address, source })?;
+        let previews = if state.config().preview.enabled {
+            let address = state.config().preview.listen;
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| StartupError::Bind { address, source })?;
+            let port = listener
+                .local_addr()
+                .map_err(|source| StartupError::Bind { address, source })?
+                .port();
+            let template = state.config().preview_origin_template();
+            let origin = PreviewOrigin::parse(&template, port)
+                .map_err(|why| ConfigError::Invalid(vec![Problem::new("preview.origin", why)]))?;
+            state.generation().previews().set_origin(origin);
+            Some(listener)
+        } else {
+            None
+        };
         let router = routes::build(state.clone(), api);
         Ok(Self {
             listener,
             router,
+            previews,
             state,
         })
+    }
+
+    /// The preview listener's bound address, when previews are served.
+    pub fn preview_addr(&self) -> Option<SocketAddr> {
+        self.previews.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound address (with the real port when port 0 was configured).
@@ -121,10 +148,23 @@ impl Application {
             tracing::info!(workers = workers.len(), "workers started");
         }
         let generation = self.state.generation().clone();
+        let preview_site = self.previews.map(|listener| {
+            let signal = generation.shutdown_signal().clone();
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "serving previews to their owners");
+            }
+            let app = preview_site::router(self.state.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { signal.cancelled().await })
+                    .await
+            })
+        });
         let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!(grace_secs = grace.as_secs(), "shutting down");
-            // Event streams and sockets end, so their connections do not hold shutdown.
+            // Event streams, sockets and the preview listener end, so their connections do
+            // not hold shutdown.
             generation.shutdown_signal().cancel();
             let _ = started_tx.send(());
         });
@@ -147,18 +187,24 @@ impl Application {
         self.state.generation().shutdown_signal().cancel();
         workers.shutdown(grace).await;
         self.state.generation().previews().stop_all().await;
+        if let Some(site) = preview_site {
+            // Its connections to stopped previews end with them.
+            site.abort();
+        }
         result
     }
 
     /// Serves in a background task until [`RunningServer::shutdown`], for tests and tools.
     pub fn spawn(self) -> RunningServer {
         let address = self.local_addr();
+        let preview_address = self.preview_addr();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(self.run_until(async move {
             let _ = stop_rx.await;
         }));
         RunningServer {
             address,
+            preview_address,
             stop: Some(stop_tx),
             task,
         }
@@ -181,6 +227,7 @@ pub async fn work_until_stopped(state: AppState, concurrency: usize) {
 /// A server serving in the background (see [`Application::spawn`]).
 pub struct RunningServer {
     address: SocketAddr,
+    preview_address: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
 }
@@ -194,6 +241,11 @@ impl RunningServer {
     /// `http://<address>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// Where the preview listener listens, when previews are served.
+    pub fn preview_address(&self) -> Option<SocketAddr> {
+        self.preview_address
     }
 
     /// Shuts down gracefully and waits for the server to stop.

@@ -57,6 +57,7 @@ pub mod generation;
 pub mod middleware;
 pub mod observability;
 pub mod openapi;
+pub mod preview_site;
 pub mod quota;
 pub mod rate_limit;
 pub mod readiness;

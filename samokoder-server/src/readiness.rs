@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use samokoder_core::api::{HealthStatus, Readiness as ReadinessBody, ReadinessCheckResult};
+use samokoder_core::api::{
+    HealthStatus, Readiness as ReadinessBody, ReadinessCheckResult, SandboxFeatureStatus,
+};
+use samokoder_core::runner::{IsolationReport, IsolationState};
 
 use tokio::sync::Mutex;
 
@@ -36,6 +39,8 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 pub struct Readiness {
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
     timeout: Duration,
+    /// The sandbox self-test's findings, fixed at start.
+    sandbox: Arc<Vec<SandboxFeatureStatus>>,
     /// The last answer and when it was made. A lock held across the checks, so concurrent
     /// callers wait for one run instead of starting their own.
     last: Arc<Mutex<Option<(Instant, ReadinessBody)>>>,
@@ -58,10 +63,15 @@ impl std::fmt::Debug for Readiness {
 }
 
 impl Readiness {
-    pub(crate) fn new(checks: Vec<Arc<dyn ReadinessCheck>>, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        checks: Vec<Arc<dyn ReadinessCheck>>,
+        timeout: Duration,
+        sandbox: Vec<SandboxFeatureStatus>,
+    ) -> Self {
         Self {
             checks: Arc::new(checks),
             timeout,
+            sandbox: Arc::new(sandbox),
             last: Arc::new(Mutex::new(None)),
         }
     }
@@ -113,8 +123,26 @@ impl Readiness {
         ReadinessBody {
             status,
             checks: results,
+            sandbox: self.sandbox.to_vec(),
         }
     }
+}
+
+/// What `/health/ready` says of the sandbox: names and outcomes, not the details (those are
+/// in the start-up log).
+pub(crate) fn sandbox_status(report: &IsolationReport) -> Vec<SandboxFeatureStatus> {
+    report
+        .features
+        .iter()
+        .map(|f| SandboxFeatureStatus {
+            name: f.name.clone(),
+            status: match f.state {
+                IsolationState::Available => HealthStatus::Ok,
+                IsolationState::Unavailable => HealthStatus::Unavailable,
+            },
+            required: f.required,
+        })
+        .collect()
 }
 
 /// Redis answers `PING`.

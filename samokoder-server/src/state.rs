@@ -15,10 +15,10 @@ use samokoder_store::{Store, StoreError};
 use crate::catalog::Catalog;
 use crate::config::{Config, Secrets};
 use crate::database::{self, DatabaseCheck, PoolProbe, QueueCheck, QueueProbe};
-use crate::generation::Generation;
+use crate::generation::{Generation, sandbox};
 use crate::observability::metrics::{self, Metrics, ScrapeProbe};
 use crate::rate_limit::{RateLimitKeyResolver, RateLimiter, RedisError};
-use crate::readiness::{Readiness, ReadinessCheck, RedisCheck};
+use crate::readiness::{Readiness, ReadinessCheck, RedisCheck, sandbox_status};
 use crate::security::{AuthServices, TokenKeyResolver};
 
 /// The shared state of the server: configuration, keys, the store, the authentication services,
@@ -165,7 +165,8 @@ pub enum StateError {
     /// The `llm` settings are unusable.
     #[error("llm: {0}")]
     Llm(#[from] LlmError),
-    /// The sandboxed runner cannot be used (bubblewrap is required and does not work here).
+    /// The sandboxed runner cannot be used (the sandbox is required and an isolation feature
+    /// does not work here), or its configuration is invalid.
     #[error("runner: {0}")]
     Runner(#[from] RunnerError),
 }
@@ -241,8 +242,25 @@ impl AppStateBuilder {
         let registry = LlmRegistry::new(llm_config.clone())?;
         let catalog = Arc::new(Catalog::new(&llm_config, &registry.prices()));
         let registry = Arc::new(registry);
-        let generation =
-            Generation::new(&config, &store, registry.clone(), auth.secret_box.clone())?;
+        let runner = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || sandbox::build_runner(&config))
+                .await
+                .map_err(|e| {
+                    StateError::Runner(RunnerError::Io {
+                        action: "run the sandbox self-test",
+                        source: std::io::Error::other(e),
+                    })
+                })??
+        };
+        let sandbox_report = sandbox_status(runner.isolation());
+        let generation = Generation::new(
+            &config,
+            &store,
+            registry.clone(),
+            auth.secret_box.clone(),
+            Arc::new(runner),
+        );
         let llm = LlmServices {
             registry,
             catalog,
@@ -274,6 +292,7 @@ impl AppStateBuilder {
         let readiness = Readiness::new(
             checks,
             Duration::from_millis(config.health.check_timeout_ms),
+            sandbox_report,
         );
         let mut probes: Vec<Arc<dyn ScrapeProbe>> = vec![
             Arc::new(PoolProbe(store.clone())),

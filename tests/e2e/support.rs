@@ -55,6 +55,7 @@ impl Stack {
         config.rate_limit.auth_per_minute = 10_000;
         config.rate_limit.general_per_minute = 10_000;
         config.auth.password_hash = PasswordHashConfig::fast_for_tests();
+        config.preview.listen = "127.0.0.1:0".parse().unwrap();
         let fake = FakeLlm::start().await.expect("fake LLM");
         fake.respond_with(move |request| script.answer(request));
         // The deployment knows the provider but has no key for it: each user brings their own,

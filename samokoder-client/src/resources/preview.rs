@@ -1,6 +1,8 @@
 //! `/v1/projects/{project_id}/preview/*`: run the generated app to try it.
 
-use samokoder_core::api::preview::{PreviewStatusResponse, PreviewStopResponse};
+use samokoder_core::api::preview::{
+    PreviewInfo, PreviewOpenResponse, PreviewStatusResponse, PreviewStopResponse,
+};
 use uuid::Uuid;
 
 use crate::operations as ops;
@@ -14,8 +16,8 @@ pub struct Preview<'a> {
 
 impl Preview<'_> {
     /// `POST /v1/projects/{project_id}/preview/start`: starts the app of the project's head
-    /// in the server's sandbox.
-    pub async fn start(&self, project_id: Uuid) -> Result<PreviewStatusResponse, Error> {
+    /// in the server's sandbox (restarting it if it runs) and waits a little for it to listen.
+    pub async fn start(&self, project_id: Uuid) -> Result<PreviewInfo, Error> {
         let project = project_id.to_string();
         self.client
             .call(&ops::START_PREVIEW, &[&project])
@@ -37,6 +39,17 @@ impl Preview<'_> {
         let project = project_id.to_string();
         self.client
             .call(&ops::PREVIEW_STATUS, &[&project])
+            .send_json()
+            .await
+    }
+
+    /// `POST /v1/projects/{project_id}/preview/open`: a link for a browser into the running
+    /// preview, on its own origin, good once within [`PreviewOpenResponse::expires_in`]
+    /// seconds.
+    pub async fn open(&self, project_id: Uuid) -> Result<PreviewOpenResponse, Error> {
+        let project = project_id.to_string();
+        self.client
+            .call(&ops::OPEN_PREVIEW, &[&project])
             .send_json()
             .await
     }

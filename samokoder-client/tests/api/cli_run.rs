@@ -101,6 +101,54 @@ async fn runs_from_the_command_line_auto_and_interactive() {
     assert_eq!(result["type"], "result");
     assert_eq!(result["run"]["status"], "completed", "{result}");
 
+    // `preview open` starts the app and prints a link; a browser following it reaches the
+    // app on the project's own origin, through the sandbox's bridge.
+    let link = cli
+        .run(&["--json", "preview", "open", &project], "")
+        .await
+        .ok()
+        .json();
+    let (url, origin) = (
+        link["url"].as_str().unwrap(),
+        link["origin"].as_str().unwrap(),
+    );
+    assert!(url.starts_with(origin), "{link}");
+    let host = origin
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .unwrap()
+        .0;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .resolve(host, server.server.preview_address().unwrap())
+        .build()
+        .unwrap();
+    let landed = browser.get(url).send().await.unwrap();
+    assert_eq!(landed.url().path(), "/");
+    let health = browser
+        .get(format!("{origin}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
+    let status = cli
+        .run(&["--json", "preview", "status", &project], "")
+        .await
+        .ok()
+        .json();
+    assert_eq!(status["status"], "running", "{status}");
+    assert_eq!(status["url"], origin);
+    let stopped = cli.run(&["preview", "stop", &project], "").await.ok();
+    assert!(
+        stopped.stdout.contains("Preview stopped successfully"),
+        "{}",
+        stopped.stdout
+    );
+
     // Interactive, for a person, in a new project (the scripted model builds from scratch):
     // the question is asked and answered from standard input ("2" picks the second button).
     let out = tokio::time::timeout(

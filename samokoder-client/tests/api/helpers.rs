@@ -73,6 +73,7 @@ pub fn config() -> (TempDir, Config) {
     config.rate_limit.auth_per_minute = 10_000;
     config.rate_limit.general_per_minute = 10_000;
     config.auth.password_hash = PasswordHashConfig::fast_for_tests();
+    config.preview.listen = "127.0.0.1:0".parse().unwrap();
     (dir, config)
 }
 

@@ -34,6 +34,24 @@ pub struct Readiness {
     pub status: HealthStatus,
     /// One entry per registered dependency check, in registration order.
     pub checks: Vec<ReadinessCheckResult>,
+    /// The sandbox's isolation features, as its self-test found them when the server started
+    /// (the details are in the start-up log). They do not change `status`: a server in `auto`
+    /// sandbox mode runs with what works and says so here; `require` mode does not start
+    /// without the required ones.
+    #[serde(default)]
+    pub sandbox: Vec<SandboxFeatureStatus>,
+}
+
+/// One isolation feature of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SandboxFeatureStatus {
+    /// `jail`, `network`, `tmp_size`, `process_limit`, `memory_limit` or `bridge`.
+    pub name: String,
+    /// `ok` when it works on this host.
+    pub status: HealthStatus,
+    /// Whether `runner.sandbox = require` needs it.
+    pub required: bool,
 }
 
 /// The outcome of one readiness check.

@@ -26,4 +26,4 @@ pub mod workspace;
 
 pub use common::{MessageResponse, SuccessResponse, Tier};
 pub use error::{ErrorBody, FieldError};
-pub use health::{Health, HealthStatus, Readiness, ReadinessCheckResult};
+pub use health::{Health, HealthStatus, Readiness, ReadinessCheckResult, SandboxFeatureStatus};

@@ -77,3 +77,17 @@ pub struct PreviewStopResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<DateTime<Utc>>,
 }
+
+/// `POST /v1/projects/{project_id}/preview/open`: a link that lets the owner's browser into
+/// the running preview once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreviewOpenResponse {
+    /// Open it in a browser: it sets the preview's cookie on the preview's own origin and
+    /// goes to `/`. Good for one use.
+    pub url: String,
+    /// Seconds the link stays good if unused.
+    pub expires_in: u64,
+    /// The preview's origin (what `url` leads to).
+    pub origin: String,
+}

@@ -1,8 +1,11 @@
 //! The settings of generation: workers, run defaults, the sandboxed runner and previews.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
+use samokoder_core::runner::{CgroupMode, ResourceLimits};
 use serde::{Deserialize, Serialize};
 
 /// The workers that drive runs. Each claims a run's job from the store's queue with a lease it
@@ -144,16 +147,135 @@ pub enum SandboxMode {
     Require,
 }
 
-/// The sandboxed runner that runs generated code (tests, previews).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The sandboxed runner that runs generated code (tests, installs, previews). Every jail has
+/// a network namespace of its own; see the README's "Isolation" section for the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunnerSettings {
     /// `auto` or `require`; unset means `require` in production and `auto` elsewhere.
+    /// `require` refuses to start unless every required isolation feature works (the jail,
+    /// its network namespace, the `/tmp` cap, a process limit that binds root, the bridge).
     /// Env: `SAMOKODER_RUNNER__SANDBOX`.
     pub sandbox: Option<SandboxMode>,
+    /// Control groups for the jails' limits: `auto` (cgroup v2 where delegated or as root,
+    /// else cgroup v1 as root), `disabled`, or the path of a cgroup v2 directory delegated to
+    /// the server's user. Env: `SAMOKODER_RUNNER__CGROUP`.
+    pub cgroup: CgroupSetting,
+    /// The host uid (and gid) jailed processes run as when the server runs as root, so that
+    /// `RLIMIT_NPROC` binds without a control group. The work and preview directories must be
+    /// reachable by it. Env: `SAMOKODER_RUNNER__SANDBOX_UID`.
+    pub sandbox_uid: Option<u32>,
+    /// The `socat` relay used inside the jails (egress and previews); unset looks in
+    /// `/usr/bin` and `/bin`. Env: `SAMOKODER_RUNNER__SOCAT_PATH`.
+    pub socat_path: Option<PathBuf>,
+    /// Hosts package installs may reach through the egress proxy: `host`, `host:port` or
+    /// `*.domain` (ports 443 and 80 unless given). Unset means the registries the host's own
+    /// npm and pip are configured to use, read from their configuration at start; an empty
+    /// list means no egress at all. Env: `SAMOKODER_RUNNER__EGRESS_HOSTS` (comma-separated).
+    #[serde(deserialize_with = "super::serde_util::optional_string_list")]
+    pub egress_hosts: Option<Vec<String>>,
+    /// Networks the egress proxy may connect to although they are loopback, private or
+    /// link-local (an internal registry mirror). Env:
+    /// `SAMOKODER_RUNNER__EGRESS_PRIVATE_NETWORKS` (comma-separated CIDRs).
+    #[serde(deserialize_with = "super::serde_util::ip_nets")]
+    pub egress_private_networks: Vec<IpNet>,
+    /// Processes and threads per jail. Env: `SAMOKODER_RUNNER__MAX_PROCESSES`.
+    pub max_processes: u64,
+    /// Memory per jail in MiB, its `/tmp` included (with a control group; per process
+    /// otherwise). Env: `SAMOKODER_RUNNER__MEMORY_MIB`.
+    pub memory_mib: u64,
+    /// CPU per jail in thousandths of a core (with a control group's CPU controller).
+    /// Env: `SAMOKODER_RUNNER__CPU_MILLICORES`.
+    pub cpu_millicores: u32,
+    /// Size of a jail's private `/tmp` in MiB. Env: `SAMOKODER_RUNNER__TMP_MIB`.
+    pub tmp_mib: u64,
+    /// Disk space a run's (or a preview's) workspace may use in MiB, dependencies included.
+    /// Env: `SAMOKODER_RUNNER__WORKSPACE_MIB`.
+    pub workspace_mib: u64,
 }
 
-/// Previews: the generated app's own start command, in the sandbox, on a loopback port.
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        let limits = ResourceLimits::default();
+        Self {
+            sandbox: None,
+            cgroup: CgroupSetting::Auto,
+            sandbox_uid: None,
+            socat_path: None,
+            egress_hosts: None,
+            egress_private_networks: Vec::new(),
+            max_processes: limits.max_processes,
+            memory_mib: limits.total_memory_bytes >> 20,
+            cpu_millicores: limits.cpu_millicores,
+            tmp_mib: limits.tmp_bytes >> 20,
+            workspace_mib: limits.workspace_bytes >> 20,
+        }
+    }
+}
+
+impl RunnerSettings {
+    /// The runner's limits: the per-process defaults with these per-jail figures.
+    pub fn limits(&self) -> ResourceLimits {
+        ResourceLimits {
+            max_processes: self.max_processes,
+            total_memory_bytes: self.memory_mib << 20,
+            cpu_millicores: self.cpu_millicores,
+            tmp_bytes: self.tmp_mib << 20,
+            workspace_bytes: self.workspace_mib << 20,
+            ..ResourceLimits::default()
+        }
+    }
+}
+
+/// [`RunnerSettings::cgroup`]: written as `auto`, `disabled` or a path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum CgroupSetting {
+    /// Find one.
+    Auto,
+    /// None.
+    Disabled,
+    /// A delegated cgroup v2 directory.
+    Path(PathBuf),
+}
+
+impl TryFrom<String> for CgroupSetting {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        match raw.trim() {
+            "auto" => Ok(Self::Auto),
+            "disabled" | "off" => Ok(Self::Disabled),
+            path if path.starts_with('/') => Ok(Self::Path(PathBuf::from(path))),
+            _ => Err(
+                "expected `auto`, `disabled` or an absolute path of a cgroup v2 directory".into(),
+            ),
+        }
+    }
+}
+
+impl From<CgroupSetting> for String {
+    fn from(setting: CgroupSetting) -> String {
+        match setting {
+            CgroupSetting::Auto => "auto".into(),
+            CgroupSetting::Disabled => "disabled".into(),
+            CgroupSetting::Path(path) => path.display().to_string(),
+        }
+    }
+}
+
+impl From<&CgroupSetting> for CgroupMode {
+    fn from(setting: &CgroupSetting) -> CgroupMode {
+        match setting {
+            CgroupSetting::Auto => CgroupMode::Auto,
+            CgroupSetting::Disabled => CgroupMode::Disabled,
+            CgroupSetting::Path(path) => CgroupMode::Path { path: path.clone() },
+        }
+    }
+}
+
+/// Previews: the generated app's own start command, in the sandbox, reached through its
+/// bridge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PreviewConfig {
@@ -169,6 +291,19 @@ pub struct PreviewConfig {
     /// How long start waits for the app to listen, in seconds, before answering `starting`.
     /// Env: `SAMOKODER_PREVIEW__START_TIMEOUT_SECS`.
     pub start_timeout_secs: u64,
+    /// Serve previews to their owners on the preview listener. Env:
+    /// `SAMOKODER_PREVIEW__ENABLED`.
+    pub enabled: bool,
+    /// The preview listener: a second listener that serves only previews, never the API.
+    /// Env: `SAMOKODER_PREVIEW__LISTEN`.
+    pub listen: SocketAddr,
+    /// Where owners' browsers reach a preview: a URL whose host starts with `{id}.`, one
+    /// host per project, so every preview is an origin of its own and never the API's (the
+    /// API's cookies are not sent to it). Requests for it must arrive at the preview
+    /// listener with that `Host` (a wildcard DNS name and a reverse proxy in production).
+    /// Unset means `http://{id}.localhost:{port}` with the preview listener's port (browsers
+    /// resolve `*.localhost` to this machine). Env: `SAMOKODER_PREVIEW__ORIGIN`.
+    pub origin: Option<String>,
 }
 
 impl Default for PreviewConfig {
@@ -178,6 +313,9 @@ impl Default for PreviewConfig {
             idle_timeout_secs: 300,
             max_lifetime_secs: 3600,
             start_timeout_secs: 15,
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            origin: None,
         }
     }
 }

@@ -466,6 +466,14 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("work"))
     }
 
+    /// The preview origin template: `preview.origin`, or `http://{id}.localhost:{port}`.
+    pub fn preview_origin_template(&self) -> String {
+        self.preview
+            .origin
+            .clone()
+            .unwrap_or_else(|| "http://{id}.localhost:{port}".to_owned())
+    }
+
     /// The sandbox mode in effect, with the environment's default applied.
     pub fn sandbox_mode(&self) -> SandboxMode {
         self.runner.sandbox.unwrap_or(if self.env.is_production() {

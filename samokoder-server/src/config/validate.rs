@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::env::ENV_PREFIX;
 use super::{Config, ConfigError, KeyedSecret};
+use crate::generation::preview_origin::PreviewOrigin;
 
 /// Minimum length of a JWT key, in bytes (HS256 wants at least the hash size).
 const MIN_JWT_KEY_BYTES: usize = 32;
@@ -92,6 +93,7 @@ pub(super) fn validate(config: &Config) -> Result<Vec<Warning>, ConfigError> {
     check_limits(config, &mut problems);
     check_redis(config, &mut problems);
     check_auth(config, &mut problems, &mut warnings);
+    check_sandbox(config, &mut problems, &mut warnings);
 
     let secrets = &config.secrets;
     for (setting, keys) in [
@@ -376,6 +378,28 @@ fn check_auth(config: &Config, problems: &mut Vec<Problem>, warnings: &mut Vec<W
             "auth.cookies.secure",
             "session cookies without Secure in production can leak over plain HTTP",
         ));
+    }
+}
+
+fn check_sandbox(config: &Config, problems: &mut Vec<Problem>, warnings: &mut Vec<Warning>) {
+    if config.preview.enabled {
+        // The listener's port is known once it is bound; any port checks the template.
+        if let Err(why) = PreviewOrigin::parse(&config.preview_origin_template(), 1) {
+            problems.push(Problem::new("preview.origin", why));
+        }
+        if config.env.is_production() && config.preview.origin.is_none() {
+            warnings.push(Problem::new(
+                "preview.origin",
+                "unset: previews are reachable only on this machine (http://{id}.localhost); set a wildcard origin that reaches the preview listener",
+            ));
+        }
+    }
+    let policy = samokoder_core::runner::EgressPolicy {
+        allowed_hosts: config.runner.egress_hosts.clone().unwrap_or_default(),
+        allowed_private_networks: Vec::new(),
+    };
+    if let Err(error) = policy.compile() {
+        problems.push(Problem::new("runner.egress_hosts", error.to_string()));
     }
 }
 

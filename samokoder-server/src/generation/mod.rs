@@ -29,10 +29,12 @@ pub mod control;
 pub mod feed;
 mod metered;
 pub mod preview;
+pub mod preview_origin;
+pub mod sandbox;
 pub mod socket;
+pub mod ticket;
 pub mod views;
 pub mod worker;
-pub mod ws_token;
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,7 +45,7 @@ use samokoder_core::engine::{
     BuiltinTemplates, CancellationToken, Engine, EngineConfig, EngineDeps,
 };
 use samokoder_core::llm::{LlmRegistry, RetryPolicy};
-use samokoder_core::runner::{BwrapMode, Runner, RunnerConfig, RunnerError};
+use samokoder_core::runner::Runner;
 use samokoder_core::state::RunStore;
 use samokoder_store::engine::StoreRunStore;
 use samokoder_store::{NewJob, Store};
@@ -52,7 +54,7 @@ use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 use uuid::Uuid;
 
-use crate::config::{Config, SandboxMode};
+use crate::config::Config;
 
 /// The queue job kind that drives a run; its payload is `{"run_id": ...}`.
 pub const RUN_JOB_KIND: &str = "generation_run";
@@ -106,15 +108,8 @@ impl Generation {
         store: &Store,
         registry: Arc<LlmRegistry>,
         secret_box: Arc<SecretBox>,
-    ) -> Result<Self, RunnerError> {
-        let runner_config = RunnerConfig {
-            bwrap: match config.sandbox_mode() {
-                SandboxMode::Auto => BwrapMode::Auto { path: None },
-                SandboxMode::Require => BwrapMode::Require { path: None },
-            },
-            ..RunnerConfig::default()
-        };
-        let runner = Arc::new(Runner::new(runner_config)?);
+        runner: Arc<Runner>,
+    ) -> Self {
         let run_store: Arc<dyn RunStore> =
             Arc::new(metered::MeteredRunStore::new(StoreRunStore::new(store)));
         let prices = registry.prices();
@@ -139,7 +134,7 @@ impl Generation {
             },
         );
         let previews = preview::PreviewManager::new(config.data_dir.join("previews"));
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
                 engine: Arc::new(engine),
                 runner,
@@ -149,7 +144,7 @@ impl Generation {
                 shutdown: CancellationToken::new(),
                 work: Notify::new(),
             }),
-        })
+        }
     }
 
     /// The engine (drive, rollback, materialise, the live event feed).

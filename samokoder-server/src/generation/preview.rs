@@ -12,12 +12,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use axum::body::Body;
 use chrono::{DateTime, Utc};
-use http::StatusCode;
-use samokoder_core::api::preview::{PreviewInfo, PreviewState};
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use samokoder_core::api::preview::{PreviewInfo, PreviewOpenResponse, PreviewState};
 use samokoder_core::runner::{
     ExitReason, Invocation, RunnerError, ServiceHandle, ServiceSpec, ServiceStatus,
 };
@@ -25,7 +27,10 @@ use samokoder_core::state::{MAIN_BRANCH, RunState};
 use samokoder_store::{QuotaKind, StoreError, User};
 use uuid::Uuid;
 
+use super::preview_origin::PreviewOrigin;
+use super::ticket::{self, TicketKind};
 use crate::error::ApiError;
+use crate::preview_site::ENTER_PATH;
 use crate::quota;
 use crate::state::AppState;
 
@@ -34,11 +39,14 @@ const OUTPUT_LINES: usize = 20;
 
 struct Preview {
     user_id: Uuid,
+    /// This run of the preview: owners' preview cookies name it, so a restart voids them.
+    instance: Uuid,
     handle: ServiceHandle,
     command: Vec<String>,
     state_id: Uuid,
     started_at: DateTime<Utc>,
     idle_timeout: Duration,
+    max_lifetime: Duration,
 }
 
 /// The previews of this process, and the starts in progress, by project.
@@ -55,6 +63,30 @@ struct Previews {
 pub struct PreviewManager {
     dir: PathBuf,
     previews: Arc<Mutex<Previews>>,
+    /// Where owners reach previews, once the preview listener is bound.
+    origin: Arc<OnceLock<PreviewOrigin>>,
+}
+
+/// A running preview, as the preview listener needs it.
+#[derive(Debug, Clone)]
+pub struct LivePreview {
+    /// Its owner.
+    pub user_id: Uuid,
+    /// This run of it.
+    pub instance: Uuid,
+    /// When it stops at the latest.
+    pub ends_at: DateTime<Utc>,
+}
+
+/// Why a request could not be forwarded to a preview.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// No preview of the project runs in this process (or another run of it does).
+    #[error("the preview is not running")]
+    NotRunning,
+    /// The app does not answer through the bridge.
+    #[error("the app does not answer: {0}")]
+    Unreachable(String),
 }
 
 /// A place held under the per-user limit while a preview starts; given back when dropped.
@@ -82,13 +114,96 @@ fn is_alive(preview: &Preview) -> bool {
     matches!(preview.handle.status(), ServiceStatus::Running)
 }
 
+/// An upgrade request (a WebSocket handshake): `Connection: upgrade` and an `Upgrade` header.
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
 impl PreviewManager {
     /// Previews whose files go under `dir/<project id>`.
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
             previews: Arc::new(Mutex::new(Previews::default())),
+            origin: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Sets where owners reach previews (when the preview listener is bound); the first
+    /// setting stays.
+    pub fn set_origin(&self, origin: PreviewOrigin) {
+        let _ = self.origin.set(origin);
+    }
+
+    /// Where owners reach previews, when the preview listener serves them.
+    pub fn origin(&self) -> Option<&PreviewOrigin> {
+        self.origin.get()
+    }
+
+    /// `project`'s running preview, if this process runs one.
+    pub fn live(&self, project: Uuid) -> Option<LivePreview> {
+        let previews = self.lock();
+        let preview = previews.running.get(&project).filter(|p| is_alive(p))?;
+        Some(LivePreview {
+            user_id: preview.user_id,
+            instance: preview.instance,
+            ends_at: preview.started_at
+                + chrono::Duration::from_std(preview.max_lifetime).unwrap_or_default(),
+        })
+    }
+
+    /// Sends `request` to run `instance` of `project`'s preview through its bridge (one
+    /// HTTP/1.1 connection per request; an upgrade, such as a WebSocket, is relayed both ways)
+    /// and returns the app's response. Counts as activity.
+    pub async fn forward(
+        &self,
+        project: Uuid,
+        instance: Uuid,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, ForwardError> {
+        let upstream = {
+            let previews = self.lock();
+            let preview = previews
+                .running
+                .get(&project)
+                .filter(|p| p.instance == instance && is_alive(p))
+                .ok_or(ForwardError::NotRunning)?;
+            preview.handle.touch();
+            preview.handle.upstream().clone()
+        };
+        let unreachable = |e: &dyn std::fmt::Display| ForwardError::Unreachable(e.to_string());
+        let stream = upstream.connect().await.map_err(|e| unreachable(&e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(connection.with_upgrades());
+        let client_upgrade =
+            wants_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        let mut response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client) = client_upgrade
+        {
+            let app = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                if let (Ok(client), Ok(app)) = tokio::join!(client, app) {
+                    let _ = tokio::io::copy_bidirectional(
+                        &mut TokioIo::new(client),
+                        &mut TokioIo::new(app),
+                    )
+                    .await;
+                }
+            });
+        }
+        Ok(response.map(Body::new))
     }
 
     fn lock(&self) -> MutexGuard<'_, Previews> {
@@ -177,9 +292,13 @@ impl PreviewManager {
             }
             ServiceStatus::Exited(_) => return stopped(project, output, None),
         };
+        let live = matches!(state, PreviewState::Running | PreviewState::Starting);
         PreviewInfo {
             status: state,
-            url: None,
+            url: self
+                .origin()
+                .filter(|_| live)
+                .map(|origin| origin.url(project)),
             process_id: project.to_string(),
             command,
             state_id: Some(state_id),
@@ -266,6 +385,36 @@ async fn start_command(state: &AppState, project: Uuid) -> Result<(Uuid, Vec<Str
     Ok((head.id, command))
 }
 
+/// A one-use link into `project`'s running preview for its owner `user`.
+pub fn open(state: &AppState, user: Uuid, project: Uuid) -> Result<PreviewOpenResponse, ApiError> {
+    let previews = state.generation().previews();
+    let origin = previews.origin().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "previews_not_served",
+            "This server serves no previews to browsers (preview.enabled is off)",
+        )
+    })?;
+    if previews
+        .live(project)
+        .is_none_or(|live| live.user_id != user)
+    {
+        return Err(ApiError::conflict(
+            "preview_not_running",
+            "The preview is not running; start it first",
+        ));
+    }
+    let ticket = ticket::issue(&state.auth().secret_box, TicketKind::Preview, user, project)?;
+    let base = origin.url(project);
+    let query =
+        serde_urlencoded::to_string([("ticket", ticket.as_str())]).map_err(ApiError::internal)?;
+    Ok(PreviewOpenResponse {
+        url: format!("{base}{ENTER_PATH}?{query}"),
+        expires_in: TicketKind::Preview.ttl().as_secs(),
+        origin: base,
+    })
+}
+
 /// Starts (or restarts) `project`'s preview for `user`: checks what it would run, the per-user
 /// limit and the plan's preview quota, materialises the head state's files, starts the app in
 /// the sandbox and waits a little for it to listen.
@@ -303,6 +452,11 @@ pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<Previ
                 "The sandbox's policy does not allow the app's start command",
             )
             .with_source(error),
+            RunnerError::Unsupported { ref reason, .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "preview_unavailable",
+                format!("Previews cannot run on this server: {reason}"),
+            ),
             other => ApiError::internal(other),
         })?;
     let timeout = Duration::from_secs(config.start_timeout_secs);
@@ -312,11 +466,13 @@ pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<Previ
         project,
         Preview {
             user_id: user.id,
+            instance: Uuid::new_v4(),
             handle,
             command,
             state_id,
             started_at: Utc::now(),
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+            max_lifetime: spec.max_lifetime,
         },
     );
     drop(reservation);

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use samokoder_core::runner::EGRESS_METRIC;
 
 use super::process;
 use crate::error::BoxError;
@@ -295,6 +296,10 @@ fn describe() {
         EVENT_SUBSCRIBERS,
         "Clients following run events, by transport."
     );
+    describe_counter!(
+        EGRESS_METRIC,
+        "Connections jailed installs asked the sandbox's egress proxy for, by outcome (allowed, refused) and the refusal's reason."
+    );
 
     metrics::gauge!(HTTP_REQUESTS_IN_FLIGHT).increment(0.0);
     metrics::counter!(RUNS_STARTED_TOTAL).increment(0);
@@ -315,6 +320,7 @@ fn describe() {
     metrics::counter!(REFRESH_TOKEN_REUSE_TOTAL).increment(0);
     metrics::counter!(RATE_LIMIT_BACKEND_ERRORS_TOTAL, "backend" => "redis").increment(0);
     metrics::counter!(RATE_LIMIT_FALLBACK_TOTAL).increment(0);
+    metrics::counter!(EGRESS_METRIC, "outcome" => "allowed", "reason" => "").increment(0);
 }
 
 /// Whether an upkeep task is running (see [`spawn_upkeep`]).

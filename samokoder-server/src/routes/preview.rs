@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use samokoder_core::api::ErrorBody;
-use samokoder_core::api::preview::{PreviewInfo, PreviewStatusResponse, PreviewStopResponse};
+use samokoder_core::api::preview::{
+    PreviewInfo, PreviewOpenResponse, PreviewStatusResponse, PreviewStopResponse,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -19,16 +21,17 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_preview))
         .routes(routes!(stop_preview))
         .routes(routes!(preview_status))
+        .routes(routes!(open_preview))
 }
 
 /// Start a preview.
 ///
 /// Runs the app of the project's latest state with its own start command (its starter
-/// template's, e.g. `npm start`) in the server's sandbox, with loopback networking only, on a
-/// port of `127.0.0.1` the server allocates, and waits a few seconds for it to listen. The URL
-/// is reachable on the server's machine: put a reverse proxy in front of it to reach it from
-/// elsewhere. A preview stops after an idle time without status requests, and after a maximum
-/// lifetime. Starting again restarts it on the latest files. Counts against the plan's monthly
+/// template's, e.g. `npm start`) in the server's sandbox, in a network namespace of its own
+/// (it listens on no port of the host and reaches nothing of the host's), and waits a few
+/// seconds for it to listen. Its owner opens it on the preview origin (`url`, one host per
+/// project, never the API's) with a link from `POST .../preview/open`. A preview stops after
+/// an idle time without requests, and after a maximum lifetime. Starting again restarts it on the latest files. Counts against the plan's monthly
 /// deployments (402 `quota_exceeded`; the free plan has none); a user runs a limited number of
 /// previews at once (429 `too_many_previews`).
 #[utoipa::path(
@@ -94,8 +97,8 @@ async fn stop_preview(
 
 /// Preview status.
 ///
-/// Whether the preview runs, its URL (`http://127.0.0.1:<port>`), uptime and the last lines it
-/// printed. Asking counts as activity for the idle timeout.
+/// Whether the preview runs, its origin (`url`), uptime and the last lines it printed. Asking
+/// counts as activity for the idle timeout.
 #[utoipa::path(
     get,
     path = "/projects/{project_id}/preview/status",
@@ -118,4 +121,33 @@ async fn preview_status(
     Ok(Json(PreviewStatusResponse {
         status: state.generation().previews().info(project.id).await,
     }))
+}
+
+/// Open the preview.
+///
+/// A link for the owner's browser to the running preview, on the preview origin: good for
+/// one use within a minute, it sets a cookie for that origin only and leads to the app's `/`.
+/// The app never sees the cookie, and the API's cookies never reach the preview origin.
+#[utoipa::path(
+    post,
+    path = "/projects/{project_id}/preview/open",
+    tag = "preview",
+    operation_id = "open_preview",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("project_id" = Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "The link", body = PreviewOpenResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "`project_not_found`", body = ErrorBody),
+        (status = 409, description = "`preview_not_running`: start it first", body = ErrorBody),
+        (status = 503, description = "`previews_not_served`: this server has no preview listener", body = ErrorBody),
+    )
+)]
+async fn open_preview(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(project_id): Path<Uuid>,
+) -> Result<Json<PreviewOpenResponse>, ApiError> {
+    let project = owned_project(&state, &current, project_id).await?;
+    Ok(Json(preview::open(&state, current.id(), project.id)?))
 }

@@ -17,7 +17,8 @@ use uuid::Uuid;
 use super::projects::{owned_project, project_not_found};
 use crate::error::ApiError;
 use crate::extract::{CurrentUser, Json, Path, Query};
-use crate::generation::{socket, ws_token};
+use crate::generation::socket;
+use crate::generation::ticket::{self, TicketKind};
 use crate::state::AppState;
 
 /// The largest frame a browser may send: an answer of `MAX_ANSWER_CHARS` characters, each
@@ -55,10 +56,15 @@ async fn workspace_token(
     Json(request): Json<WorkspaceTokenRequest>,
 ) -> Result<Json<WorkspaceTokenResponse>, ApiError> {
     let project = owned_project(&state, &current, request.project_id).await?;
-    let token = ws_token::issue(&state.auth().secret_box, current.id(), project.id)?;
+    let token = ticket::issue(
+        &state.auth().secret_box,
+        TicketKind::WebSocket,
+        current.id(),
+        project.id,
+    )?;
     Ok(Json(WorkspaceTokenResponse {
         token,
-        expires_in: ws_token::TTL.as_secs(),
+        expires_in: TicketKind::WebSocket.ttl().as_secs(),
         project_id: project.id,
     }))
 }
@@ -149,7 +155,7 @@ async fn project_socket(
         );
     }
     let user_id = match &query.token {
-        Some(token) => ws_token::redeem(&state, token, project_id).await?,
+        Some(token) => ticket::redeem(&state, TicketKind::WebSocket, token, project_id).await?,
         None => CurrentUser::from_request_parts(&mut parts, &state)
             .await?
             .id(),

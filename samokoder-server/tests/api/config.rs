@@ -316,6 +316,12 @@ fn production_accepts_strong_independent_secrets() {
     };
     config.secrets.jwt_keys = vec![KeyedSecret::new("2026-01", STRONG_JWT)];
     config.secrets.secret_box_keys = vec![KeyedSecret::new("2026-01", STRONG_BOX)];
+    // Without a preview origin, previews are reachable on the server's machine only: a
+    // warning in production.
+    let warnings = config.validate().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].setting, "preview.origin");
+    config.preview.origin = Some("https://{id}.preview.example.test".into());
     assert!(config.validate().unwrap().is_empty());
     assert_eq!(config.log_format(), LogFormat::Json);
     assert!(config.cors_origins().is_empty());

@@ -39,6 +39,8 @@ pub fn config() -> (TempDir, Config) {
     // or headers must still start on a machine without bubblewrap (the runner's own tests
     // cover the jail).
     config.runner.sandbox = Some(SandboxMode::Auto);
+    // Many servers run at once: each preview listener on a port of its own.
+    config.preview.listen = "127.0.0.1:0".parse().unwrap();
     (dir, config)
 }
 
@@ -264,4 +266,41 @@ pub fn redis_url(test: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// A `/health/ready` body without its `sandbox` part, after checking that part names every
+/// isolation feature (which of them work depends on the machine; CI has them all).
+pub fn without_sandbox(mut ready: serde_json::Value) -> serde_json::Value {
+    let sandbox = ready
+        .as_object_mut()
+        .and_then(|o| o.remove("sandbox"))
+        .expect("readiness reports the sandbox");
+    let names: Vec<&str> = sandbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "jail",
+            "network",
+            "tmp_size",
+            "process_limit",
+            "memory_limit",
+            "bridge"
+        ]
+    );
+    for feature in sandbox.as_array().unwrap() {
+        assert!(
+            feature["required"].is_boolean() && feature["status"].is_string(),
+            "{feature}"
+        );
+        assert!(
+            feature.get("detail").is_none(),
+            "details stay in the log: {feature}"
+        );
+    }
+    ready
 }

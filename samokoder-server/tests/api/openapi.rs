@@ -225,6 +225,7 @@ fn every_operation_is_fully_documented() {
         ("post", "/v1/projects/{project_id}/preview/start"),
         ("post", "/v1/projects/{project_id}/preview/stop"),
         ("get", "/v1/projects/{project_id}/preview/status"),
+        ("post", "/v1/projects/{project_id}/preview/open"),
         ("post", "/v1/workspace/token"),
         ("get", "/v1/ws/{project_id}"),
     ] {
@@ -233,7 +234,7 @@ fn every_operation_is_fully_documented() {
             "{method} {path} undocumented"
         );
     }
-    assert_eq!(operations, 62);
+    assert_eq!(operations, 63);
     // Streams and archives say what they are.
     let events = &doc["paths"]["/v1/projects/{project_id}/runs/{run_id}/events"]["get"];
     assert!(events["responses"]["200"]["content"]["text/event-stream"].is_object());

@@ -41,6 +41,65 @@ async fn post(ga: &GenApp, session: &Session, path: &str) -> crate::app::Reply {
     send(ga.app.as_user(Method::POST, path, session)).await
 }
 
+/// The owner's browser on the preview origin: it keeps cookies, and finds every
+/// `{id}.localhost` at the server's preview listener.
+struct Browser {
+    client: reqwest::Client,
+    origin: String,
+}
+
+impl Browser {
+    /// Opens `project`'s preview with a fresh link from the API, as a person clicking it.
+    async fn open(ga: &GenApp, session: &Session, project: Uuid) -> (Self, String) {
+        let open = post(ga, session, &format!("/v1/projects/{project}/preview/open"))
+            .await
+            .ok(StatusCode::OK);
+        let origin = open["origin"].as_str().unwrap().to_owned();
+        let link = open["url"].as_str().unwrap().to_owned();
+        assert!(
+            link.starts_with(&format!("{origin}/__samokoder/enter?ticket=")),
+            "{link}"
+        );
+        assert_eq!(open["expires_in"], 60);
+        let browser = Self::for_origin(ga, &origin);
+        let landed = browser.client.get(&link).send().await.unwrap();
+        assert_eq!(landed.url().path(), "/", "the link leads to the app");
+        (browser, link)
+    }
+
+    /// A browser with no cookie yet.
+    fn for_origin(ga: &GenApp, origin: &str) -> Self {
+        let host = origin
+            .trim_start_matches("http://")
+            .rsplit_once(':')
+            .unwrap()
+            .0
+            .to_owned();
+        let listener = ga
+            .app
+            .server
+            .preview_address()
+            .expect("previews are served");
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .resolve(&host, listener)
+            .build()
+            .unwrap();
+        Self {
+            client,
+            origin: origin.to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.origin))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn a_preview_runs_the_app_in_the_sandbox_within_the_plans_limits() {
     let ga = GenApp::spawn(Script::default(), |config| {
@@ -86,15 +145,42 @@ async fn a_preview_runs_the_app_in_the_sandbox_within_the_plans_limits() {
     assert_eq!(started["command"], json!(["npm", "start"]));
     assert_eq!(started["process_id"], first.to_string());
     let url = started["url"].as_str().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    // The app answers on its loopback port.
-    let health: Value = reqwest::get(format!("{url}/health"))
-        .await
-        .expect("the preview answers")
-        .json()
+    let port = ga.app.server.preview_address().unwrap().port();
+    assert_eq!(
+        url,
+        format!("http://{first}.localhost:{port}"),
+        "one origin per project"
+    );
+    // Its owner opens it through the preview listener; the app answers through its bridge.
+    let (browser, link) = Browser::open(&ga, &session, first).await;
+    let health = browser.get("/health").await;
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    // Without the cookie, or with a used link, nobody gets in.
+    let stranger = Browser::for_origin(&ga, &url);
+    assert_eq!(
+        stranger.get("/health").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let reused = stranger.client.get(&link).send().await.unwrap();
+    assert_eq!(
+        reused.status(),
+        StatusCode::UNAUTHORIZED,
+        "a link lets in once"
+    );
+    assert_eq!(
+        stranger.get("/health").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The preview listener serves previews only: not the API, not unknown hosts.
+    let listener = ga.app.server.preview_address().unwrap();
+    let api_on_preview = reqwest::get(format!("http://{listener}/health"))
         .await
         .unwrap();
-    assert_eq!(health, json!({"status": "ok"}));
+    assert_eq!(api_on_preview.status(), StatusCode::NOT_FOUND);
 
     let status = send(ga.app.as_user(
         Method::GET,
@@ -121,7 +207,14 @@ async fn a_preview_runs_the_app_in_the_sandbox_within_the_plans_limits() {
         .ok(StatusCode::OK);
     assert_eq!(stopped["success"], true);
     assert_eq!(stopped["message"], "Preview stopped successfully");
-    assert!(reqwest::get(format!("{url}/health")).await.is_err(), "gone");
+    assert_eq!(
+        browser.get("/health").await.status(),
+        StatusCode::GONE,
+        "gone"
+    );
+    post(&ga, &session, &format!("/v1/projects/{first}/preview/open"))
+        .await
+        .assert_error(StatusCode::CONFLICT, "preview_not_running");
     let status = send(ga.app.as_user(
         Method::GET,
         &format!("/v1/projects/{first}/preview/status"),
@@ -169,7 +262,8 @@ async fn a_preview_runs_the_app_in_the_sandbox_within_the_plans_limits() {
     };
     assert_eq!(started.status, StatusCode::OK, "{}", started.text);
     refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_previews");
-    let url = started.json()["url"].as_str().unwrap().to_owned();
+    let (browser, _) = Browser::open(&ga, &session, running).await;
+    assert_eq!(browser.get("/health").await.status(), StatusCode::OK);
     // Deleting the project stops its preview and frees its place.
     send(
         ga.app
@@ -177,8 +271,9 @@ async fn a_preview_runs_the_app_in_the_sandbox_within_the_plans_limits() {
     )
     .await
     .ok(StatusCode::NO_CONTENT);
-    assert!(
-        reqwest::get(format!("{url}/health")).await.is_err(),
+    assert_eq!(
+        browser.get("/health").await.status(),
+        StatusCode::GONE,
         "stopped with its project"
     );
     post(&ga, &session, &format!("/v1/projects/{idle}/preview/start"))

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use futures::TryStreamExt;
 use samokoder_client::api::files::StateQuery;
 use samokoder_client::api::keys::ApiKeyCreateRequest;
+use samokoder_client::api::preview::{PreviewInfo, PreviewState};
 use samokoder_client::api::projects::{ProjectCreateRequest, ProjectListQuery};
 use samokoder_client::api::runs::{RunListQuery, RunResumeRequest};
 use samokoder_client::{Client, Error};
@@ -24,7 +25,8 @@ use crate::output::Output;
 const EXIT_CODES: &str = "\
 Exit status:
   0  success
-  1  the server refused the request or could not be reached (its detail and code are printed)
+  1  the server refused the request or could not be reached (its detail and code are printed),
+     or the previewed app exited instead of serving
   2  wrong usage
   3  not logged in, or the session ended: run `samokoder login`
   4  the project, run or key does not exist
@@ -73,6 +75,34 @@ enum Command {
     Runs(RunsCommand),
     /// Download a project's files as a zip.
     Export(ExportArgs),
+    /// Run a project's app in the server's sandbox and open it in your browser.
+    #[command(subcommand)]
+    Preview(PreviewCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PreviewCommand {
+    /// Start (or restart) the app of the project's latest state.
+    Start {
+        /// The project's id.
+        project: Uuid,
+    },
+    /// Whether it runs, where, and its last output lines.
+    Status {
+        /// The project's id.
+        project: Uuid,
+    },
+    /// Print a link that lets your browser into the running preview once (within a minute),
+    /// starting it first unless it runs.
+    Open {
+        /// The project's id.
+        project: Uuid,
+    },
+    /// Stop it.
+    Stop {
+        /// The project's id.
+        project: Uuid,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -350,7 +380,61 @@ async fn execute(cli: Cli, out: Output) -> Result<(), Failure> {
         Command::Run(args) => run::run(&context, args).await,
         Command::Runs(command) => runs(&context, command).await,
         Command::Export(args) => export(&context, args).await,
+        Command::Preview(command) => preview(&context, command).await,
     }
+}
+
+async fn preview(context: &Context, command: PreviewCommand) -> Result<(), Failure> {
+    context.require_session()?;
+    let previews = context.client.preview();
+    let describe = |info: &PreviewInfo| {
+        let mut text = format!("{:?}", info.status).to_lowercase();
+        if let Some(url) = &info.url {
+            text.push_str(&format!(" at {url}"));
+        }
+        if let Some(code) = info.exit_code {
+            text.push_str(&format!(" (exit code {code})"));
+        }
+        for line in &info.output {
+            text.push_str(&format!("\n  {line}"));
+        }
+        text
+    };
+    match command {
+        PreviewCommand::Start { project } => {
+            let info = previews.start(project).await?;
+            context.out.value(&info, || describe(&info));
+        }
+        PreviewCommand::Status { project } => {
+            let info = previews.status(project).await?.status;
+            context.out.value(&info, || describe(&info));
+        }
+        PreviewCommand::Open { project } => {
+            let running = previews.status(project).await?.status;
+            if !matches!(
+                running.status,
+                PreviewState::Running | PreviewState::Starting
+            ) {
+                let info = previews.start(project).await?;
+                if info.status == PreviewState::Exited {
+                    context.out.value(&info, || describe(&info));
+                    return Err(Failure::message(1, "the app exited instead of serving"));
+                }
+            }
+            let link = previews.open(project).await?;
+            context.out.value(&link, || {
+                format!(
+                    "Open this link in your browser (it works once, within {} s):\n{}",
+                    link.expires_in, link.url
+                )
+            });
+        }
+        PreviewCommand::Stop { project } => {
+            let stopped = previews.stop(project).await?;
+            context.out.value(&stopped, || stopped.message.clone());
+        }
+    }
+    Ok(())
 }
 
 async fn login(context: &Context, credentials: Credentials, register: bool) -> Result<(), Failure> {
