@@ -6,4 +6,5 @@ mod guards;
 mod human;
 mod port;
 mod resume;
+mod sandbox;
 mod support;

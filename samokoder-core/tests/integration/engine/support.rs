@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use samokoder_core::engine::{
-    BuiltinTemplates, Engine, EngineConfig, EngineDeps, PublishedEvent, ReplayMode,
+    BuiltinTemplates, CommandRunner, Engine, EngineConfig, EngineDeps, PublishedEvent, ReplayMode,
 };
 use samokoder_core::llm::fake::FakeLlm;
 use samokoder_core::llm::{BudgetLimits, ModelPrice, PriceTable, RetryPolicy, Route, RouteTable};
@@ -86,14 +86,24 @@ impl Harness {
         Self::over(fake, config, store)
     }
 
-    pub fn over(fake: FakeLlm, mut config: EngineConfig, store: Arc<MemoryRunStore>) -> Self {
+    pub fn over(fake: FakeLlm, config: EngineConfig, store: Arc<MemoryRunStore>) -> Self {
+        Self::with_runner(fake, config, store, runner())
+    }
+
+    /// The same with another command runner in front of (or instead of) the sandbox.
+    pub fn with_runner(
+        fake: FakeLlm,
+        mut config: EngineConfig,
+        store: Arc<MemoryRunStore>,
+        runner: Arc<dyn CommandRunner>,
+    ) -> Self {
         config.retry_policy = fast_policy();
         let workdir = tempfile::tempdir().unwrap();
         let deps = EngineDeps {
             store: store.clone() as Arc<dyn RunStore>,
             routes: Arc::new(routes(&fake)),
             prices: prices(),
-            runner: runner(),
+            runner,
             templates: Arc::new(BuiltinTemplates),
             workdir: workdir.path().to_owned(),
         };
