@@ -197,6 +197,88 @@ mod tests {
         assert!(ingress[2].contains("TCP:127.0.0.1:3000"));
     }
 
+    #[tokio::test]
+    async fn a_bridge_stream_carries_bytes_both_ways_over_either_transport() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        let unix = tokio::net::UnixListener::bind(&path).unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        // Echo servers: read four bytes, answer them upper-cased, then see the end.
+        let unix_side = tokio::spawn(async move {
+            let (mut s, _) = unix.accept().await.unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+            s.read(&mut buf).await.unwrap()
+        });
+        let tcp_side = tokio::spawn(async move {
+            let (mut s, _) = tcp.accept().await.unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+            s.read(&mut buf).await.unwrap()
+        });
+        for upstream in [
+            ServiceUpstream::Socket(path),
+            ServiceUpstream::Loopback(addr),
+        ] {
+            let mut stream = upstream.connect().await.unwrap();
+            stream.write_all(b"ping").await.unwrap();
+            stream.flush().await.unwrap();
+            let mut back = [0u8; 4];
+            stream.read_exact(&mut back).await.unwrap();
+            assert_eq!(&back, b"PING", "{upstream:?}");
+            stream.shutdown().await.unwrap();
+        }
+        assert_eq!(unix_side.await.unwrap(), 0, "the shutdown arrived");
+        assert_eq!(tcp_side.await.unwrap(), 0, "the shutdown arrived");
+    }
+
+    #[tokio::test]
+    async fn listening_means_the_relay_keeps_the_connection() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = ServiceUpstream::Socket(dir.path().join("none.sock"));
+        assert!(!missing.is_listening().await, "no socket");
+        // A relay with nothing behind it takes the connection and closes it at once.
+        let closing_path = dir.path().join("closing.sock");
+        let closing = tokio::net::UnixListener::bind(&closing_path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = closing.accept().await {
+                drop(s);
+            }
+        });
+        assert!(!ServiceUpstream::Socket(closing_path).is_listening().await);
+        // A relay with an app behind it keeps it open.
+        let open_path = dir.path().join("open.sock");
+        let open = tokio::net::UnixListener::bind(&open_path).unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = open.accept().await {
+                held.push(s);
+            }
+        });
+        assert!(ServiceUpstream::Socket(open_path).is_listening().await);
+        // An app that greets first listens too.
+        let greeting_path = dir.path().join("greeting.sock");
+        let greeting = tokio::net::UnixListener::bind(&greeting_path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = greeting.accept().await {
+                let _ = s.write_all(b"220 hello\r\n").await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        assert!(ServiceUpstream::Socket(greeting_path).is_listening().await);
+        // Without the jail, a port that accepts is listening.
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = tcp.local_addr().unwrap();
+        assert!(ServiceUpstream::Loopback(addr).is_listening().await);
+        drop(tcp);
+        assert!(!ServiceUpstream::Loopback(addr).is_listening().await);
+    }
+
     #[test]
     fn proxy_variables_cover_the_usual_clients() {
         let env = proxy_env("http://127.0.0.1:3128");

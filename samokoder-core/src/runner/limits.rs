@@ -116,13 +116,23 @@ pub(crate) async fn watch_quota(root: PathBuf, quota: u64) -> u64 {
         let at = root.clone();
         let started = Instant::now();
         let used = tokio::task::spawn_blocking(move || tree::disk_usage(&at)).await;
-        interval = QUOTA_INTERVAL.max(started.elapsed() * 10);
+        interval = next_interval(started.elapsed());
         if let Ok(Ok(used)) = used
-            && used > quota
+            && over(used, quota)
         {
             return used;
         }
     }
+}
+
+/// The pause after a measurement that took `took`.
+fn next_interval(took: Duration) -> Duration {
+    QUOTA_INTERVAL.max(took * 10)
+}
+
+/// Using exactly the quota is within it.
+fn over(used: u64, quota: u64) -> bool {
+    used > quota
 }
 
 /// The workspace's usage when it is over `quota` (an unreadable tree counts as within it:
@@ -133,7 +143,7 @@ pub(crate) async fn usage_over(root: &std::path::Path, quota: u64) -> Option<u64
         .await
         .ok()?
         .ok()?;
-    (used > quota).then_some(used)
+    over(used, quota).then_some(used)
 }
 
 #[cfg(test)]
@@ -185,6 +195,18 @@ mod tests {
                 .message()
                 .contains("3.0 MiB, over its disk quota of 1.0 MiB")
         );
+    }
+
+    #[test]
+    fn checks_slow_down_on_big_trees_and_the_quota_itself_is_allowed() {
+        assert_eq!(next_interval(Duration::from_millis(20)), QUOTA_INTERVAL);
+        assert_eq!(
+            next_interval(Duration::from_millis(300)),
+            Duration::from_secs(3)
+        );
+        assert!(!over(100, 100));
+        assert!(over(101, 100));
+        assert!(!over(99, 100));
     }
 
     #[tokio::test]

@@ -118,10 +118,26 @@ mod tests {
 
     use super::*;
 
+    fn me() -> HostUser {
+        HostUser {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        }
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     #[test]
     fn usage_counts_blocks_and_hard_links_once() {
         let dir = tempfile::tempdir().unwrap();
         let empty = disk_usage(dir.path()).unwrap();
+        assert_eq!(
+            empty,
+            std::fs::metadata(dir.path()).unwrap().blocks() * 512,
+            "an empty directory is its own blocks"
+        );
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/a"), vec![1u8; 100_000]).unwrap();
         let one = disk_usage(dir.path()).unwrap();
@@ -130,9 +146,39 @@ mod tests {
         std::os::unix::fs::symlink("/usr", dir.path().join("link")).unwrap();
         let linked = disk_usage(dir.path()).unwrap();
         assert!(
-            linked < one + 50_000,
-            "a hard link or a symlink is not a second copy: {linked} vs {one}"
+            linked >= one && linked < one + 50_000,
+            "a hard link or a symlink is not a second copy, but the file counts: {linked} vs {one}"
         );
+    }
+
+    #[test]
+    fn a_tree_changing_under_the_walk_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            for n in 0..20 {
+                std::fs::write(dir.path().join(sub).join(n.to_string()), "x").unwrap();
+            }
+        }
+        let mut seen = 0;
+        // Removing a directory just reported, and every file beside the first one seen: the
+        // walk meets paths that are gone and goes on.
+        walk(dir.path(), &mut |path, meta| {
+            seen += 1;
+            if meta.is_dir() {
+                std::fs::remove_dir_all(path)?;
+            } else if let Some(parent) = path.parent() {
+                for entry in std::fs::read_dir(parent)?.flatten() {
+                    if entry.path() != path {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(seen >= 2, "{seen}");
+        assert!(walk(&dir.path().join("missing"), &mut |_, _| Ok(())).is_err());
     }
 
     #[test]
@@ -140,46 +186,88 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inner = dir.path().join("a/b");
         std::fs::create_dir_all(&inner).unwrap();
+        let a = dir.path().join("a");
         let stranger = HostUser {
             uid: 2_000_000_001,
             gid: 2_000_000_001,
         };
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
+        chmod(dir.path(), 0o711);
+        chmod(&a, 0o700);
         let err = check_reachable(&inner, stranger).unwrap_err();
         assert!(err.contains("/a (mode 0700"), "{err}");
-        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o711))
-            .unwrap();
+        chmod(&a, 0o711);
         assert_eq!(check_reachable(&inner, stranger), Ok(()));
-        let me = HostUser {
-            uid: rustix::process::getuid().as_raw(),
-            gid: rustix::process::getgid().as_raw(),
-        };
-        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
+        chmod(&a, 0o700);
         assert_eq!(
-            check_reachable(&inner, me),
+            check_reachable(&inner, me()),
             Ok(()),
             "the owner's own bits count"
         );
+        chmod(&a, 0o677);
+        assert!(
+            check_reachable(&inner, me()).is_err(),
+            "only the owner's bits count for the owner"
+        );
+        chmod(&a, 0o711);
+        // A file at the end is fine; a file on the way is not a directory to search.
+        std::fs::write(inner.join("f"), "").unwrap();
+        assert_eq!(check_reachable(&inner.join("f"), stranger), Ok(()));
+        assert!(check_reachable(&inner.join("f/g"), stranger).is_err());
+        if me().uid == 0 {
+            // The group's bits count for a member of the directory's group (only root can
+            // give a directory to another group here).
+            let member = HostUser {
+                uid: 2_000_000_002,
+                gid: 2_000_000_002,
+            };
+            std::os::unix::fs::chown(&a, None, Some(member.gid)).unwrap();
+            chmod(&a, 0o710);
+            assert_eq!(check_reachable(&inner, member), Ok(()));
+            assert!(check_reachable(&inner, stranger).is_err());
+            chmod(&a, 0o701);
+            assert!(check_reachable(&inner, member).is_err());
+        }
     }
 
     #[test]
-    fn handing_over_to_oneself_changes_nothing_and_follows_no_link() {
+    fn handing_over_changes_owners_and_follows_no_link() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("l")).unwrap();
-        let me = HostUser {
-            uid: rustix::process::getuid().as_raw(),
-            gid: rustix::process::getgid().as_raw(),
-        };
         let before = std::fs::metadata("/etc/passwd").unwrap().uid();
-        hand_over(dir.path(), me).unwrap();
+        hand_over(dir.path(), me()).unwrap();
         assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), before);
         assert_eq!(
             std::fs::metadata(dir.path().join("f")).unwrap().uid(),
-            me.uid
+            me().uid
         );
+        if me().uid != 0 {
+            return;
+        }
+        // As root: everything changes hands, links included, their targets never; the uid
+        // and the gid each.
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/g"), "y").unwrap();
+        for other in [
+            HostUser {
+                uid: 2_000_000_003,
+                gid: 2_000_000_003,
+            },
+            HostUser {
+                uid: 2_000_000_003,
+                gid: 2_000_000_004,
+            },
+            HostUser {
+                uid: 2_000_000_005,
+                gid: 2_000_000_004,
+            },
+        ] {
+            hand_over(dir.path(), other).unwrap();
+            for path in ["", "f", "sub", "sub/g", "l"] {
+                let meta = std::fs::symlink_metadata(dir.path().join(path)).unwrap();
+                assert_eq!((meta.uid(), meta.gid()), (other.uid, other.gid), "{path:?}");
+            }
+            assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), before);
+        }
     }
 }

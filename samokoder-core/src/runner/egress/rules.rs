@@ -312,6 +312,12 @@ mod tests {
         assert!(r.host_allowed("[::1]", 8443));
         assert!(r.host_allowed("::1", 8443));
         assert!(r.host_allowed("10.0.0.5", 443));
+        let bracketed = rules(&["[fd00::1]"], &[]);
+        assert!(
+            bracketed.host_allowed("[fd00::1]", 443),
+            "brackets without a port"
+        );
+        assert!(!bracketed.host_allowed("[fd00::1]", 8443));
     }
 
     #[test]
