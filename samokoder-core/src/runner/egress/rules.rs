@@ -238,7 +238,8 @@ fn forbidden_class(ip: IpAddr) -> Option<&'static str> {
                 Some("a link-local address (cloud metadata lives there)")
             } else if a == 100 && (64..128).contains(&b) {
                 Some("a shared (carrier-grade NAT) address")
-            } else if a == 0 || v4.is_unspecified() || v4.is_broadcast() || a >= 240 {
+            } else if a == 0 || a >= 240 {
+                // "This network" 0/8 (0.0.0.0 included) and 240/4 (broadcast included).
                 Some("a reserved address")
             } else if v4.is_multicast() {
                 Some("a multicast address")
@@ -297,8 +298,25 @@ mod tests {
     #[test]
     fn explicit_ports_and_wildcards() {
         let r = rules(
-            &["mirror.test:4873", "*.cdn.test", "[::1]:8443", "10.0.0.5"],
+            &[
+                "mirror.test:4873",
+                "*.cdn.test",
+                "[::1]:8443",
+                "10.0.0.5",
+                "my-registry.example.test",
+                "a_b.test",
+            ],
             &[],
+        );
+        assert!(r.host_allowed("my-registry.example.test", 443));
+        assert!(r.host_allowed("a_b.test", 80));
+        assert!(
+            !r.host_allowed(".cdn.test", 443),
+            "an empty label is no subdomain"
+        );
+        assert!(
+            !r.host_allowed("evilcdn.test", 443),
+            "a wildcard matches whole labels"
         );
         assert!(r.host_allowed("mirror.test", 4873));
         assert!(!r.host_allowed("mirror.test", 443));
@@ -391,6 +409,8 @@ mod tests {
             "100.128.0.1",
             "192.0.2.1",
             "2606:4700::1",
+            // NAT64 of a public address is as public as the address.
+            "64:ff9b::5db8:d70e",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(r.address_allowed(ip), Ok(()), "{ip}");
