@@ -98,6 +98,14 @@ pub struct CommandSpec {
     pub network: Network,
     /// A human approved this command after the policy answered `AskHuman`.
     pub approved: bool,
+    /// An install: the deployment's package cache is mounted (npm's and pip's, shared by
+    /// every run) and the registry settings of [`RunnerConfig::install_env`] are set. Only
+    /// for install commands a program built, never for a model's command: anything that runs
+    /// with it can write to a cache other runs read.
+    ///
+    /// [`RunnerConfig::install_env`]: super::RunnerConfig::install_env
+    #[serde(default)]
+    pub package_cache: bool,
 }
 
 /// The default wall-clock limit of a command.
@@ -132,6 +140,7 @@ impl CommandSpec {
             env: BTreeMap::new(),
             network: Network::None,
             approved: false,
+            package_cache: false,
         }
     }
 
@@ -162,6 +171,13 @@ impl CommandSpec {
     /// Marks the command as approved by a human (after an `AskHuman` verdict).
     pub fn approved(mut self, approved: bool) -> Self {
         self.approved = approved;
+        self
+    }
+
+    /// Makes it an install ([`CommandSpec::package_cache`]); installs need
+    /// [`Network::Egress`] too.
+    pub fn package_cache(mut self, package_cache: bool) -> Self {
+        self.package_cache = package_cache;
         self
     }
 }

@@ -1,6 +1,6 @@
 //! Runner configuration.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -158,6 +158,15 @@ pub struct RunnerConfig {
     pub socat_path: Option<PathBuf>,
     /// Where [`Network::Egress`](super::Network::Egress) commands may connect.
     pub egress: EgressPolicy,
+    /// The deployment's package cache (`npm/` and `pip/` below it), shared by every install
+    /// ([`CommandSpec::package_cache`](super::CommandSpec::package_cache)), so a second
+    /// install of the same lockfile downloads nothing. `None`: installs have no cache beyond
+    /// their own `/tmp`.
+    pub package_cache: Option<PathBuf>,
+    /// Environment variables of installs: the registries the host's package managers use
+    /// (`npm_config_registry`, `PIP_INDEX_URL`, ...), which the jail cannot read from the
+    /// host's own configuration files. Names need not be on the allowlist.
+    pub install_env: BTreeMap<String, String>,
 }
 
 /// Whether and where to create a control group per jail.
@@ -200,6 +209,8 @@ impl Default for RunnerConfig {
             sandbox_uid: None,
             socat_path: None,
             egress: EgressPolicy::default(),
+            package_cache: None,
+            install_env: BTreeMap::new(),
         }
     }
 }

@@ -386,6 +386,7 @@ fn probe_line(
         extra_ro_binds: &config.extra_ro_binds,
         tmp_bytes: config.limits.tmp_bytes,
         bridge: bridge_dir.map(|d| (d, false)),
+        cache: None,
     });
     args.push("--".into());
     args.extend(script);

@@ -76,7 +76,7 @@ pub use limits::LimitHit;
 pub use output::{CapturedOutput, OutputSink, OutputStream, truncation_marker};
 pub use policy::{CommandPolicy, PolicyRule, RuleAction, RuleMatch, Verdict};
 pub use sandbox::{
-    JAIL_BRIDGE_DIR, JAIL_HOME, JAIL_UID, JAIL_WORKSPACE, SANDBOX_PATH, SandboxKind,
+    JAIL_BRIDGE_DIR, JAIL_CACHE_DIR, JAIL_HOME, JAIL_UID, JAIL_WORKSPACE, SANDBOX_PATH, SandboxKind,
 };
 pub use service::{ExitReason, OutputLine, ServiceExit, ServiceHandle, ServiceSpec, ServiceStatus};
 
@@ -278,8 +278,8 @@ impl JailSession {
 /// What kind of process to launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
-    /// A command with this network access.
-    Command(Network),
+    /// A command with this network access; `install` mounts the package cache.
+    Command { network: Network, install: bool },
     /// A long-running service reached through the ingress bridge.
     Service,
 }
@@ -366,6 +366,9 @@ impl Runner {
         let support_dir = isolation::support_dir()?;
         let prlimit = sandbox::find_prlimit(config.prlimit_path.as_deref());
         let probed = isolation::probe(&config, support_dir.path());
+        if let Some(cache) = &config.package_cache {
+            prepare_cache(cache, probed.host_user)?;
+        }
         if matches!(config.bwrap, BwrapMode::Require { .. }) {
             let missing = probed.report.missing_required();
             if !missing.is_empty() {
@@ -413,6 +416,13 @@ impl Runner {
         self.inner.prlimit.is_some()
     }
 
+    /// Whether installs can reach a registry here: an allowlist to reach, and (in the jail)
+    /// the bridge to reach it through.
+    pub fn can_install(&self) -> bool {
+        !self.inner.egress_rules.is_empty()
+            && (self.inner.bwrap.is_none() || self.inner.socat.is_some())
+    }
+
     /// What the egress proxies of this runner allowed and refused so far.
     pub fn egress_stats(&self) -> &EgressStats {
         &self.inner.egress_stats
@@ -454,7 +464,10 @@ impl Runner {
                 &spec.invocation,
                 spec.cwd.as_ref(),
                 &spec.env,
-                Role::Command(spec.network),
+                Role::Command {
+                    network: spec.network,
+                    install: spec.package_cache,
+                },
             )
             .await?;
         // Killing on drop covers cancellation of this future: the group dies with it.
@@ -647,9 +660,42 @@ impl Runner {
         let mut egress_events = None;
         let mut upstream = None;
         let mut bridge_writable = false;
+        let cache = match role {
+            Role::Command { install: true, .. } => {
+                env.extend(inner.config.install_env.clone());
+                let cache = inner.config.package_cache.as_deref();
+                let inside = match cache {
+                    Some(_) if jailed => Some(PathBuf::from(JAIL_CACHE_DIR)),
+                    other => other.map(Path::to_path_buf),
+                };
+                if let Some(inside) = inside {
+                    env.insert(
+                        "npm_config_cache".into(),
+                        inside.join("npm").to_string_lossy().into_owned(),
+                    );
+                    env.insert(
+                        "PIP_CACHE_DIR".into(),
+                        inside.join("pip").to_string_lossy().into_owned(),
+                    );
+                    // Wheels kept for the next install of the same pins (offline).
+                    env.insert(
+                        "PIP_FIND_LINKS".into(),
+                        inside.join("pip/wheelhouse").to_string_lossy().into_owned(),
+                    );
+                }
+                cache
+            }
+            _ => None,
+        };
         match role {
-            Role::Command(Network::None) => {}
-            Role::Command(Network::Egress) => {
+            Role::Command {
+                network: Network::None,
+                ..
+            } => {}
+            Role::Command {
+                network: Network::Egress,
+                ..
+            } => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 egress_events = Some(rx);
                 let ctx = ProxyContext {
@@ -727,6 +773,7 @@ impl Runner {
                         .bridge_dir
                         .as_ref()
                         .map(|d| (d.path(), bridge_writable)),
+                    cache,
                 });
                 args.push("--".into());
                 args.extend(inner_argv);
@@ -870,6 +917,23 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// Creates the package cache's directories, owned by the jail's host user when there is one
+/// (installs write to them).
+fn prepare_cache(cache: &Path, user: Option<HostUser>) -> Result<(), RunnerError> {
+    for dir in [cache.join("npm"), cache.join("pip/wheelhouse")] {
+        std::fs::create_dir_all(&dir).map_err(io_error("create the package cache"))?;
+    }
+    if let Some(user) = user {
+        tree::check_reachable(cache, user).map_err(|reason| RunnerError::BadWorkingDirectory {
+            path: cache.display().to_string(),
+            reason,
+        })?;
+        tree::hand_over(cache, user)
+            .map_err(io_error("hand the package cache to the sandbox user"))?;
+    }
+    Ok(())
 }
 
 /// The working directory must be a real directory under the root, reached without symlinks.

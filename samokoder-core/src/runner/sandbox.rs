@@ -107,7 +107,12 @@ pub(crate) struct JailSpec<'a> {
     /// A host directory holding the jail's bridge sockets, bound at [`JAIL_BRIDGE_DIR`];
     /// writable when the jail creates a socket there (a preview's).
     pub(crate) bridge: Option<(&'a Path, bool)>,
+    /// The package cache, bound writable at [`JAIL_CACHE_DIR`] (installs only).
+    pub(crate) cache: Option<&'a Path>,
 }
+
+/// Where the package cache appears inside an install's jail.
+pub const JAIL_CACHE_DIR: &str = "/cache";
 
 impl Bwrap {
     /// The bubblewrap arguments up to (not including) `--`.
@@ -176,6 +181,9 @@ impl Bwrap {
         if let Some((dir, writable)) = jail.bridge {
             let mode = if writable { "--bind" } else { "--ro-bind" };
             push(&[mode, &dir.to_string_lossy(), JAIL_BRIDGE_DIR]);
+        }
+        if let Some(cache) = jail.cache {
+            push(&["--bind", &cache.to_string_lossy(), JAIL_CACHE_DIR]);
         }
         push(&["--chdir", &jail.cwd_inside]);
         a
@@ -326,6 +334,7 @@ mod tests {
             extra_ro_binds: &[],
             tmp_bytes: 1234,
             bridge,
+            cache: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The default egress allowlist: the registries the host's own npm and pip are set up to use,
 //! read from their configuration (never a host name written here).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +11,10 @@ use std::time::{Duration, Instant};
 pub struct RegistryDiscovery {
     /// Allowlist entries (`host` or `host:port`), without duplicates, in the order found.
     pub hosts: Vec<String>,
+    /// What installs in the jail need to use the same registries (the jail cannot read the
+    /// host's configuration files): `npm_config_registry`, `npm_config_cafile`,
+    /// `PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`, `PIP_CERT`, for what is configured.
+    pub install_env: BTreeMap<String, String>,
     /// What could not be read, and why (a missing npm or pip is not an error).
     pub notes: Vec<String>,
 }
@@ -17,34 +22,70 @@ pub struct RegistryDiscovery {
 /// How long one package manager may take to print its configuration.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Asks the host's npm (`npm config list --json`: `registry` and every `@scope:registry`) and
-/// pip (its configured `index-url` and `extra-index-url`, or its built-in index and the host
-/// it serves files from) which registries they use, and returns their hosts as allowlist
-/// entries. Blocking: call it once at start-up.
+/// Asks the host's npm (`npm config list --json`: `registry`, every `@scope:registry`,
+/// `cafile`) and pip (its configured `index-url`, `extra-index-url` and `cert`, or its
+/// built-in index and the host it serves files from) which registries they use, and returns
+/// their hosts as allowlist entries, with the settings installs in the jail need. Blocking:
+/// call it once at start-up.
 pub fn discover_registry_hosts() -> RegistryDiscovery {
     let mut found = RegistryDiscovery::default();
     match run_tool("npm", &["config", "list", "--json"]) {
-        Ok(out) => match npm_registry_urls(&out) {
-            Ok(urls) => urls.iter().for_each(|u| found.add_url(u)),
+        Ok(out) => match npm_settings(&out) {
+            Ok(npm) => {
+                npm.registries.iter().for_each(|u| found.add_url(u));
+                if let Some(default) = npm.registries.first() {
+                    found
+                        .install_env
+                        .insert("npm_config_registry".into(), default.clone());
+                }
+                if let Some(cafile) = npm.cafile.filter(|f| visible_in_jail(f)) {
+                    found.install_env.insert("npm_config_cafile".into(), cafile);
+                }
+            }
             Err(why) => found.notes.push(format!("npm: {why}")),
         },
         Err(why) => found.notes.push(format!("npm: {why}")),
     }
-    match run_tool("python3", &["-c", PIP_INDEXES]) {
-        Ok(out) => out
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .for_each(|entry| found.add_url(entry)),
+    match run_tool("python3", &["-c", PIP_SETTINGS]) {
+        Ok(out) => match serde_json::from_str::<PipSettings>(&out) {
+            Ok(pip) => {
+                for url in pip.index.iter().chain(&pip.extra).chain(&pip.files) {
+                    found.add_url(url);
+                }
+                if pip.configured {
+                    if let Some(index) = pip.index.first() {
+                        found
+                            .install_env
+                            .insert("PIP_INDEX_URL".into(), index.clone());
+                    }
+                    if !pip.extra.is_empty() {
+                        found
+                            .install_env
+                            .insert("PIP_EXTRA_INDEX_URL".into(), pip.extra.join(" "));
+                    }
+                }
+                if let Some(cert) = pip.cert.filter(|f| visible_in_jail(f)) {
+                    found.install_env.insert("PIP_CERT".into(), cert);
+                }
+            }
+            Err(e) => found.notes.push(format!("pip: unreadable settings ({e})")),
+        },
         Err(why) => found.notes.push(format!("pip: {why}")),
     }
     found
 }
 
-/// Prints, one per line, the index URLs pip would use and, when that is its built-in index,
-/// the host that index serves its files from. pip's own configuration loader reads every
-/// file and `PIP_*` variable the way `pip install` does.
-const PIP_INDEXES: &str = r#"
+/// Whether the jail sees this host file at the same path (it binds parts of `/etc` and `/usr`).
+fn visible_in_jail(path: &str) -> bool {
+    path.starts_with("/etc/ssl/") || path.starts_with("/usr/")
+}
+
+/// What pip would use, as JSON: its index (the configured one, or its built-in one), the
+/// extra indexes and `http(s)` find-links, the host its built-in index serves files from,
+/// whether an index was configured, and its CA bundle setting. pip's own configuration
+/// loader reads every file and `PIP_*` variable the way `pip install` does.
+const PIP_SETTINGS: &str = r#"
+import json
 from pip._internal.configuration import Configuration
 from pip._internal.models.index import PyPI
 c = Configuration(isolated=False)
@@ -57,17 +98,32 @@ def get(key):
         if v:
             out.extend(v.split())
     return out
-index = get("index-url")
-for url in index[:1] or [PyPI.simple_url]:
-    print(url)
-for url in get("extra-index-url"):
-    print(url)
-for link in get("find-links"):
-    if link.startswith(("http://", "https://")):
-        print(link)
-if not index:
-    print("https://" + PyPI.file_storage_domain + "/")
+index = get("index-url")[:1]
+print(json.dumps({
+    "index": index or [PyPI.simple_url],
+    "extra": get("extra-index-url"),
+    "files": [l for l in get("find-links") if l.startswith(("http://", "https://"))]
+             + ([] if index else ["https://" + PyPI.file_storage_domain + "/"]),
+    "configured": bool(index),
+    "cert": (get("cert") or [None])[0],
+}))
 "#;
+
+#[derive(Debug, serde::Deserialize)]
+struct PipSettings {
+    index: Vec<String>,
+    extra: Vec<String>,
+    files: Vec<String>,
+    configured: bool,
+    cert: Option<String>,
+}
+
+/// npm's registries (the default first) and CA file.
+#[derive(Debug, PartialEq, Eq)]
+struct NpmSettings {
+    registries: Vec<String>,
+    cafile: Option<String>,
+}
 
 impl RegistryDiscovery {
     fn add_url(&mut self, url: &str) {
@@ -98,21 +154,25 @@ fn registry_entry(url: &str) -> Option<String> {
     })
 }
 
-/// The registry URLs in `npm config list --json` output.
-fn npm_registry_urls(json: &str) -> Result<Vec<String>, String> {
+/// The registries and CA file in `npm config list --json` output.
+fn npm_settings(json: &str) -> Result<NpmSettings, String> {
     let config: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(json).map_err(|e| format!("unreadable configuration ({e})"))?;
-    let mut urls: Vec<String> = config
+    let mut registries: Vec<String> = config
         .iter()
         .filter(|(key, _)| *key == "registry" || key.ends_with(":registry"))
         .filter_map(|(_, value)| value.as_str().map(str::to_owned))
         .collect();
     // The default registry first, then scopes in a stable order.
-    urls.sort_by_key(|u| config.get("registry").and_then(|r| r.as_str()) != Some(u.as_str()));
-    if urls.is_empty() {
+    registries.sort_by_key(|u| config.get("registry").and_then(|r| r.as_str()) != Some(u.as_str()));
+    if registries.is_empty() {
         return Err("no registry in its configuration".into());
     }
-    Ok(urls)
+    let cafile = config
+        .get("cafile")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    Ok(NpmSettings { registries, cafile })
 }
 
 /// Runs a tool in the server's own environment (its configuration comes from `HOME` and its
@@ -160,20 +220,39 @@ mod tests {
     #[test]
     fn npm_default_and_scoped_registries() {
         let json = r#"{"json": true, "@corp:registry": "https://npm.corp.test:8443/",
-            "registry": "https://registry.example.test/", "cache": "/root/.npm"}"#;
+            "registry": "https://registry.example.test/", "cache": "/root/.npm",
+            "cafile": "/etc/ssl/certs/ca-certificates.crt"}"#;
+        let npm = npm_settings(json).unwrap();
         assert_eq!(
-            npm_registry_urls(json).unwrap(),
+            npm.registries,
             [
                 "https://registry.example.test/",
                 "https://npm.corp.test:8443/"
             ]
         );
-        assert!(npm_registry_urls("{}").unwrap_err().contains("no registry"));
-        assert!(
-            npm_registry_urls("nope")
-                .unwrap_err()
-                .contains("unreadable")
+        assert_eq!(
+            npm.cafile.as_deref(),
+            Some("/etc/ssl/certs/ca-certificates.crt")
         );
+        assert!(npm_settings("{}").unwrap_err().contains("no registry"));
+        assert!(npm_settings("nope").unwrap_err().contains("unreadable"));
+        assert!(visible_in_jail("/etc/ssl/certs/ca-certificates.crt"));
+        assert!(!visible_in_jail("/root/ca.pem"));
+    }
+
+    #[test]
+    fn the_hosts_own_npm_and_pip_are_read() {
+        // On this machine (and CI's) npm and pip are set up: their registries are found, and
+        // npm's default registry is passed on to installs.
+        let found = discover_registry_hosts();
+        if found.notes.iter().any(|n| n.contains("not run")) {
+            return;
+        }
+        assert!(!found.hosts.is_empty(), "{found:?}");
+        if let Some(registry) = found.install_env.get("npm_config_registry") {
+            let host = registry_entry(registry).unwrap();
+            assert!(found.hosts.contains(&host), "{found:?}");
+        }
     }
 
     #[test]
