@@ -20,6 +20,8 @@ pub mod api;
 #[cfg(feature = "engine")]
 pub mod engine;
 #[cfg(feature = "engine")]
+pub mod install;
+#[cfg(feature = "engine")]
 pub mod llm;
 #[cfg(feature = "engine")]
 pub mod prompts;

@@ -121,6 +121,7 @@ pub(crate) async fn judge(
         "executor",
         "judge",
         &json!({
+            "sandbox": ctx.sandbox_view(),
             "argv": argv,
             "purpose": purpose,
             "exit_code": result.exit_code,

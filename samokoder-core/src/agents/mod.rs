@@ -97,8 +97,15 @@ impl AgentCtx<'_> {
         map.insert("description".into(), json!(self.state.description));
         map.insert("spec".into(), json!(self.state.spec));
         map.insert("architecture".into(), json!(self.state.architecture));
-        map.insert("sandbox".into(), json!(self.sandbox));
+        map.insert("sandbox".into(), self.sandbox_view());
         map
+    }
+
+    /// The sandbox as prompts describe it: the runner's facts and the tools probed there.
+    pub(crate) fn sandbox_view(&self) -> Value {
+        let mut sandbox = json!(self.sandbox);
+        sandbox["tools"] = json!(self.state.tools);
+        sandbox
     }
 
     /// The project's files for a prompt, within the configured budget.

@@ -33,7 +33,7 @@ pub(crate) async fn clarify(ctx: &AgentCtx<'_>) -> Result<Vec<Clarification>, Ag
         AgentRole::SpecWriter,
         "spec_writer",
         "clarify",
-        &json!({"description": ctx.state.description, "max_questions": max}),
+        &json!({"description": ctx.state.description, "max_questions": max, "sandbox": ctx.sandbox_view()}),
     )?;
     let answer = ctx
         .llm
@@ -72,6 +72,7 @@ pub(crate) async fn write_spec(ctx: &AgentCtx<'_>) -> Result<Spec, AgentError> {
         "write_spec",
         &json!({
             "description": ctx.state.description,
+            "sandbox": ctx.sandbox_view(),
             "clarifications": ctx.state.clarifications,
         }),
     )?;

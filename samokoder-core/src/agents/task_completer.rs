@@ -43,6 +43,7 @@ pub(crate) async fn complete(
         "task_completer",
         "complete",
         &json!({
+            "sandbox": ctx.sandbox_view(),
             "task": t,
             "task_number": task + 1,
             "steps": steps,

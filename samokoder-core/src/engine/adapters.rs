@@ -10,7 +10,9 @@ use super::ports::{
     CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxBlock, SandboxInfo,
     TemplateCatalog, TemplateInfo,
 };
-use crate::runner::{CommandSpec, OutputStream as RunnerStream, Runner, SandboxKind, Verdict};
+use crate::runner::{
+    CommandSpec, Network, OutputStream as RunnerStream, Runner, SandboxKind, Verdict,
+};
 use crate::state::OutputStream;
 use crate::templates::{self, TemplateVars};
 use crate::workspace::{BlobSource, MemoryBlobs};
@@ -19,6 +21,70 @@ fn spec(argv: &[String], timeout: Duration, approved: bool) -> CommandSpec {
     CommandSpec::argv(argv.iter().cloned())
         .timeout(timeout)
         .approved(approved)
+}
+
+/// Runs `spec` in `dir`, streaming output to `output`, until done or `cancel` fires.
+async fn run_spec(
+    runner: &Runner,
+    dir: &Path,
+    spec: CommandSpec,
+    output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
+    cancel: &CancellationToken,
+) -> Result<CommandResult, RunnerError> {
+    // The runner calls its sink from the task running the command; a channel hands the
+    // pieces to `output` here, in order.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(OutputStream, String)>();
+    let sink = move |stream: RunnerStream, data: &[u8]| {
+        let stream = match stream {
+            RunnerStream::Stdout => OutputStream::Stdout,
+            RunnerStream::Stderr => OutputStream::Stderr,
+        };
+        let _ = tx.send((stream, String::from_utf8_lossy(data).into_owned()));
+    };
+    let running = Runner::run(runner, dir, &spec, Some(&sink));
+    tokio::pin!(running);
+    // Dropping the runner's future kills the command's process group.
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                return Ok(CommandResult {
+                    exit_code: None,
+                    stdout: String::new(),
+                    stderr: "cancelled".into(),
+                    timed_out: false,
+                    duration: Duration::ZERO,
+                    blocked: Vec::new(),
+                });
+            }
+            Some((stream, text)) = rx.recv() => output(stream, &text),
+            outcome = &mut running => break outcome,
+        }
+    };
+    while let Ok((stream, text)) = rx.try_recv() {
+        output(stream, &text);
+    }
+    let outcome = outcome.map_err(|e| RunnerError(e.to_string()))?;
+    let blocked = outcome
+        .egress_refused
+        .iter()
+        .map(|refusal| SandboxBlock {
+            kind: SandboxBlock::EGRESS_REFUSED.into(),
+            detail: format!("{}: {}", refusal.target, refusal.reason),
+        })
+        .chain(outcome.limits_hit.iter().map(|hit| SandboxBlock {
+            kind: hit.kind().into(),
+            detail: hit.message(),
+        }))
+        .collect();
+    Ok(CommandResult {
+        exit_code: outcome.exit_code,
+        duration: outcome.duration(),
+        stdout: outcome.stdout.text,
+        stderr: outcome.stderr.text,
+        timed_out: outcome.timed_out,
+        blocked,
+    })
 }
 
 #[async_trait]
@@ -34,11 +100,13 @@ impl CommandRunner for Runner {
                 ),
                 confined: true,
                 unconfined_reason: None,
+                installs: Runner::can_install(self),
             },
             SandboxKind::Unconfined { reason } => SandboxInfo {
                 os: format!("Linux {arch}, unconfined process with a scrubbed environment"),
                 confined: false,
                 unconfined_reason: Some(reason.clone()),
+                installs: Runner::can_install(self),
             },
         }
     }
@@ -60,61 +128,25 @@ impl CommandRunner for Runner {
         output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
         cancel: &CancellationToken,
     ) -> Result<CommandResult, RunnerError> {
-        // The runner calls its sink from the task running the command; a channel hands the
-        // pieces to `output` here, in order.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(OutputStream, String)>();
-        let sink = move |stream: RunnerStream, data: &[u8]| {
-            let stream = match stream {
-                RunnerStream::Stdout => OutputStream::Stdout,
-                RunnerStream::Stderr => OutputStream::Stderr,
-            };
-            let _ = tx.send((stream, String::from_utf8_lossy(data).into_owned()));
-        };
-        let spec = spec(argv, timeout, approved);
-        let running = Runner::run(self, dir, &spec, Some(&sink));
-        tokio::pin!(running);
-        // Dropping the runner's future kills the command's process group.
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => {
-                    return Ok(CommandResult {
-                        exit_code: None,
-                        stdout: String::new(),
-                        stderr: "cancelled".into(),
-                        timed_out: false,
-                        duration: Duration::ZERO,
-                        blocked: Vec::new(),
-                    });
-                }
-                Some((stream, text)) = rx.recv() => output(stream, &text),
-                outcome = &mut running => break outcome,
-            }
-        };
-        while let Ok((stream, text)) = rx.try_recv() {
-            output(stream, &text);
-        }
-        let outcome = outcome.map_err(|e| RunnerError(e.to_string()))?;
-        let blocked = outcome
-            .egress_refused
-            .iter()
-            .map(|refusal| SandboxBlock {
-                kind: SandboxBlock::EGRESS_REFUSED.into(),
-                detail: format!("{}: {}", refusal.target, refusal.reason),
-            })
-            .chain(outcome.limits_hit.iter().map(|hit| SandboxBlock {
-                kind: hit.kind().into(),
-                detail: hit.message(),
-            }))
-            .collect();
-        Ok(CommandResult {
-            exit_code: outcome.exit_code,
-            duration: outcome.duration(),
-            stdout: outcome.stdout.text,
-            stderr: outcome.stderr.text,
-            timed_out: outcome.timed_out,
-            blocked,
-        })
+        run_spec(self, dir, spec(argv, timeout, approved), output, cancel).await
+    }
+
+    fn can_install(&self) -> bool {
+        Runner::can_install(self)
+    }
+
+    async fn install(
+        &self,
+        dir: &Path,
+        argv: &[String],
+        timeout: Duration,
+        output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, RunnerError> {
+        let spec = spec(argv, timeout, true)
+            .network(Network::Egress)
+            .package_cache(true);
+        run_spec(self, dir, spec, output, cancel).await
     }
 }
 
@@ -136,6 +168,7 @@ impl TemplateCatalog for BuiltinTemplates {
                     .filter(|s| !s.is_empty())
                     .collect(),
                 test_command: t.test_command.iter().map(|s| (*s).to_owned()).collect(),
+                needs_install: t.needs_install,
             })
             .collect()
     }

@@ -48,6 +48,7 @@ mod adapters;
 pub(crate) mod events;
 pub(crate) mod files;
 mod guards;
+mod installs;
 mod ports;
 mod replay;
 mod steps;
@@ -76,6 +77,7 @@ use crate::workspace::{MaterializeOptions, WorkspaceError, materialize};
 pub use adapters::BuiltinTemplates;
 pub use events::{PublishedEvent, TEXT_FLUSH_BYTES, TEXT_FLUSH_INTERVAL};
 pub use guards::failure_signature;
+pub use installs::{Failed, InstallObserver, PrepareError, Quietly, prepare_dependencies};
 pub use ports::{
     CommandDecision, CommandResult, CommandRunner, RunnerError, SandboxBlock, SandboxInfo,
     TemplateCatalog, TemplateInfo,
@@ -193,6 +195,9 @@ pub struct EngineConfig {
     pub retry_policy: RetryPolicy,
     /// Live, or offline replay of a recorded run.
     pub replay: ReplayMode,
+    /// npm packages whose lifecycle scripts the install phase runs (`npm rebuild` after an
+    /// install with scripts off); none by default.
+    pub npm_scripts_allowed: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -208,6 +213,7 @@ impl Default for EngineConfig {
             prompt_file_bytes: 48 * 1024,
             retry_policy: RetryPolicy::default(),
             replay: ReplayMode::Live,
+            npm_scripts_allowed: Vec::new(),
         }
     }
 }

@@ -20,6 +20,10 @@ pub struct SandboxInfo {
     pub confined: bool,
     /// Why they are not confined, when they are not.
     pub unconfined_reason: Option<String>,
+    /// Whether the install phase can fetch packages from a registry
+    /// ([`CommandRunner::can_install`]).
+    #[serde(default)]
+    pub installs: bool,
 }
 
 /// What the runner's policy says about a command.
@@ -110,6 +114,29 @@ pub trait CommandRunner: Send + Sync {
         output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
         cancel: &CancellationToken,
     ) -> Result<CommandResult, RunnerError>;
+
+    /// Whether [`CommandRunner::install`] can reach a package registry here. Without it the
+    /// engine offers only templates that need no install.
+    fn can_install(&self) -> bool {
+        false
+    }
+
+    /// Runs an install command the engine built ([`crate::install`]): with egress to the
+    /// package registries only and the deployment's package cache, never for a model's
+    /// command. Otherwise as [`CommandRunner::run`].
+    async fn install(
+        &self,
+        dir: &Path,
+        argv: &[String],
+        timeout: Duration,
+        output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, RunnerError> {
+        let _ = (dir, argv, timeout, output, cancel);
+        Err(RunnerError(
+            "this command runner cannot install packages".into(),
+        ))
+    }
 }
 
 /// A starter template, as the architect sees it.
@@ -123,6 +150,10 @@ pub struct TemplateInfo {
     pub stack: Vec<String>,
     /// The command that runs its tests (argv).
     pub test_command: Vec<String>,
+    /// Its dependencies come from a package registry: it can be used only where installs
+    /// can reach one ([`CommandRunner::can_install`]).
+    #[serde(default)]
+    pub needs_install: bool,
 }
 
 /// The starter templates.

@@ -15,6 +15,7 @@ use crate::agents::{
     AgentCtx, architect, code_writer, developer, executor, spec_writer, task_completer, tech_lead,
     technical_writer, troubleshooter,
 };
+use crate::install::{self, InstallRequest};
 use crate::llm::AgentRole;
 use crate::state::{
     Autonomy, CommandFailure, CommandRecord, EngineEvent, Phase, QuestionPurpose, QuestionSpec,
@@ -235,21 +236,38 @@ impl Engine {
         Ok(outcome)
     }
 
-    async fn architecture_step(&self, d: &Drive, key: &str) -> Result<StepOutcome, StepStop> {
+    async fn architecture_step(&self, d: &mut Drive, key: &str) -> Result<StepOutcome, StepStop> {
         self.agent_started(d, AgentRole::Architect, "architecture")
             .await;
+        let installs = self.deps().runner.can_install();
         let mut templates = self.deps().templates.list();
+        if !installs {
+            // Without a registry only templates with nothing to install can be built.
+            templates.retain(|t| !t.needs_install);
+        }
         if let Some(wanted) = &d.run.options.template {
             // The run was started with a template: the architect designs on that one only.
             templates.retain(|t| &t.name == wanted);
             if templates.is_empty() {
                 return Err(StepStop::Outcome(RunOutcome::Failed {
                     reason: format!(
-                        "the run asks for the starter template {wanted:?}, which does not exist"
+                        "the run asks for the starter template {wanted:?}, which does not exist{}",
+                        if installs {
+                            ""
+                        } else {
+                            " or needs packages this server cannot install"
+                        }
                     ),
                 }));
             }
         }
+        // The sandbox's real tools, once per run: the architect and every later prompt state
+        // them (they are facts of the host, so finding them again after a crash is the same).
+        if d.state.tools.is_empty() {
+            let dir = d.workdir(&self.deps().workdir);
+            d.state.tools = self.probe_tools(d, &dir).await;
+        }
+        let d = &*d;
         let (architecture, template) = architect::choose(&self.ctx(d, key), &templates).await?;
         let files = self
             .deps()
@@ -468,7 +486,17 @@ impl Engine {
             None => format!("task {}: verify", index + 1),
         };
         let mut state = d.state.clone();
-        match self.deps().runner.decide(argv) {
+        // A model's `npm install x` / `pip install x` is the install phase's to run.
+        let request = install::install_request(argv);
+        let decision = match &request {
+            Some(_) if self.deps().runner.can_install() => CommandDecision::Allow,
+            Some(_) => CommandDecision::Deny {
+                reason: "this server cannot install packages (no registry is reachable from its sandbox)"
+                    .into(),
+            },
+            None => self.deps().runner.decide(argv),
+        };
+        match decision {
             CommandDecision::Allow => {}
             CommandDecision::Deny { reason } => {
                 let mut outcome = StepOutcome::new(format!("{what}: denied"), state);
@@ -511,7 +539,10 @@ impl Engine {
 
         self.agent_started(d, AgentRole::Executor, &argv.join(" "))
             .await;
-        let (result, writes) = self.execute(d, argv, purpose, timeout, approved).await?;
+        let (ran, result, writes, install_failed) = self
+            .execute(d, argv, purpose, timeout, approved, request.as_ref())
+            .await?;
+        let argv = ran.as_slice();
         let ctx = self.ctx(d, key);
         let (success, analysis) = executor::judge(&ctx, argv, purpose, &result).await?;
         drop(ctx);
@@ -521,14 +552,17 @@ impl Engine {
             RunState::clone(&state),
         );
         outcome.writes = writes;
-        outcome.events.push(EngineEvent::CommandFinished {
-            argv: argv.to_vec(),
-            exit_code: result.exit_code,
-            timed_out: result.timed_out,
-            duration_ms,
-            success,
-            analysis: analysis.clone(),
-        });
+        // A failed install was reported as it finished; the command itself did not run.
+        if !install_failed {
+            outcome.events.push(EngineEvent::CommandFinished {
+                argv: argv.to_vec(),
+                exit_code: result.exit_code,
+                timed_out: result.timed_out,
+                duration_ms,
+                success,
+                analysis: analysis.clone(),
+            });
+        }
         let tail = executor::output_tail(&result);
         if success {
             match step {
@@ -732,7 +766,11 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Materialises the current files, runs the command, logs it, and scans what it changed.
+    /// Materialises the current files, brings the dependencies in step (the install phase),
+    /// runs the command, logs it, and scans what they changed. Returns the argv that ran last
+    /// (the command's, or the install command that failed instead, which the last value
+    /// says). An install `request` is run by the install phase alone.
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         d: &Drive,
@@ -740,10 +778,13 @@ impl Engine {
         purpose: &str,
         timeout: Duration,
         approved: bool,
+        request: Option<&InstallRequest>,
     ) -> Result<
         (
+            Vec<String>,
             CommandResult,
             std::collections::BTreeMap<String, Option<Vec<u8>>>,
+            bool,
         ),
         StepStop,
     > {
@@ -762,6 +803,41 @@ impl Engine {
         .map_err(|e| EngineError::Internal(e.to_string()))?
         .map_err(EngineError::from)?;
 
+        let failed_install = self.install_phase(d, &dir, request).await?;
+        let install_failed = failed_install.is_some();
+        let (ran, result) = match (failed_install, request) {
+            (Some(failed), _) => (failed.argv, failed.result),
+            (None, Some(_)) => (
+                argv.to_vec(),
+                CommandResult {
+                    exit_code: Some(0),
+                    stdout: "installed by the install phase\n".into(),
+                    stderr: String::new(),
+                    timed_out: false,
+                    duration: Duration::ZERO,
+                    blocked: Vec::new(),
+                },
+            ),
+            (None, None) => (
+                argv.to_vec(),
+                self.run_command(d, &dir, argv, purpose, timeout, approved)
+                    .await?,
+            ),
+        };
+        let writes = self.changes(d, &dir, &result).await?;
+        Ok((ran, result, writes, install_failed))
+    }
+
+    /// Runs one command in `dir` and logs it.
+    async fn run_command(
+        &self,
+        d: &Drive,
+        dir: &std::path::Path,
+        argv: &[String],
+        purpose: &str,
+        timeout: Duration,
+        approved: bool,
+    ) -> Result<CommandResult, StepStop> {
         d.bus.emit(EngineEvent::CommandStarted {
             argv: argv.to_vec(),
             purpose: purpose.to_owned(),
@@ -772,7 +848,7 @@ impl Engine {
         let result = self
             .deps()
             .runner
-            .run(&dir, argv, timeout, approved, &mut output, cancel)
+            .run(dir, argv, timeout, approved, &mut output, cancel)
             .await
             .map_err(EngineError::from)?;
         live.flush();
@@ -800,13 +876,23 @@ impl Engine {
                 },
             )
             .await?;
+        Ok(result)
+    }
 
+    /// What the commands changed in `dir`, as writes of the step's checkpoint.
+    async fn changes(
+        &self,
+        d: &Drive,
+        dir: &std::path::Path,
+        result: &CommandResult,
+    ) -> Result<std::collections::BTreeMap<String, Option<Vec<u8>>>, StepStop> {
         if result.over_quota() {
             // Nothing of a command that left the workspace over its quota is kept; the next
             // command's materialisation prunes what it wrote.
-            return Ok((result, std::collections::BTreeMap::new()));
+            return Ok(std::collections::BTreeMap::new());
         }
         let tracked = d.files.snapshot.clone();
+        let dir = dir.to_path_buf();
         let found =
             tokio::task::spawn_blocking(move || scan(&dir, &ScanOptions::default(), &tracked))
                 .await
@@ -822,6 +908,6 @@ impl Engine {
             };
             writes.insert(change.path.as_str().to_owned(), content);
         }
-        Ok((result, writes))
+        Ok(writes)
     }
 }

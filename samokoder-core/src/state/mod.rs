@@ -36,5 +36,5 @@ pub use port::{
 pub use run::{
     Architecture, Clarification, CommandFailure, Complexity, Dependency, Epic, FailureCount,
     GuardState, Phase, QuestionPurpose, RUN_STATE_VERSION, Retry, RunState, Spec, Step, StepAction,
-    StepStatus, Task, TaskStage, TaskStatus,
+    StepStatus, Task, TaskStage, TaskStatus, Tool,
 };

@@ -38,6 +38,10 @@ pub struct RunState {
     pub spec: Option<Spec>,
     /// The architecture, once chosen.
     pub architecture: Option<Architecture>,
+    /// The tools the sandbox has, as probed when the architecture was chosen (every role's
+    /// prompt states them).
+    #[serde(default)]
+    pub tools: Vec<Tool>,
     /// The epics of the plan, in order.
     pub epics: Vec<Epic>,
     /// The tasks of all epics, in execution order.
@@ -65,6 +69,7 @@ impl RunState {
             clarifications: Vec::new(),
             spec: None,
             architecture: None,
+            tools: Vec::new(),
             epics: Vec::new(),
             tasks: Vec::new(),
             budget,
@@ -275,6 +280,15 @@ pub struct Dependency {
     pub name: String,
     /// Why it is needed.
     pub purpose: String,
+}
+
+/// A tool found in the sandbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Its command, e.g. `node`.
+    pub name: String,
+    /// What `--version` printed, e.g. `v20.19.2`.
+    pub version: String,
 }
 
 /// A group of tasks.
