@@ -1,8 +1,11 @@
 //! Starter templates: small, real projects a run can start from, embedded in the binary.
 //!
-//! Each template's own tests pass offline (no package downloads): `node-api` is an HTTP API on
-//! `node:http` tested with `node --test`; `python-service` is a WSGI service on the standard
-//! library tested with `unittest`. Rendering substitutes `{{project_name}}` (as given) and
+//! Two need nothing installed and pass their tests offline: `node-api`, an HTTP API on
+//! `node:http` tested with `node --test`, and `python-service`, a WSGI service on the standard
+//! library tested with `unittest`. Two are full stacks whose dependencies the install phase
+//! ([`crate::install`]) installs from a registry, pinned by their lockfiles: `fullstack-ts`
+//! (React and Vite, an Express API over SQLite, accounts; vitest, a typecheck, a build) and
+//! `python-api` (FastAPI over SQLite, accounts; pytest). Rendering substitutes `{{project_name}}` (as given) and
 //! `{{project_slug}}` (lower-case, `-`-separated: package names) and yields a
 //! [`Snapshot`](crate::workspace::Snapshot).
 //!
@@ -38,6 +41,12 @@ pub struct Template {
     pub test_command: &'static [&'static str],
     /// The argv that starts it; it listens on `HOST:PORT` from the environment.
     pub start_command: &'static [&'static str],
+    /// The argv that builds what the start command serves (a front end), run before a preview
+    /// starts; empty when there is nothing to build.
+    pub build_command: &'static [&'static str],
+    /// Its dependencies come from a package registry (the install phase installs them
+    /// before any command): usable only where installs can reach one.
+    pub needs_install: bool,
     #[serde(skip)]
     files: &'static [(&'static str, &'static str)],
 }
@@ -92,6 +101,8 @@ static TEMPLATES: &[Template] = &[
         stack: "Node.js 18+, node:http, node:test",
         test_command: &["npm", "test"],
         start_command: &["npm", "start"],
+        build_command: &[],
+        needs_install: false,
         files: files!("node-api":
             ".gitignore",
             "README.md",
@@ -110,6 +121,8 @@ static TEMPLATES: &[Template] = &[
             "python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".",
         ],
         start_command: &["python3", "-m", "service"],
+        build_command: &[],
+        needs_install: false,
         files: files!("python-service":
             ".gitignore",
             "README.md",
@@ -119,6 +132,57 @@ static TEMPLATES: &[Template] = &[
             "service/store.py",
             "tests/__init__.py",
             "tests/test_app.py",
+        ),
+    },
+    Template {
+        id: "fullstack-ts",
+        description: "A full-stack TypeScript app: a React front end built with Vite, an Express API under /api over SQLite (libsql), and accounts (scrypt-hashed passwords, session cookies), with a todo list as the example; API tests with supertest and component tests with Testing Library in vitest, a typecheck and a production build.",
+        stack: "Node.js 20.19+, TypeScript, React 19, Vite, Express 5, SQLite (libsql), vitest, Testing Library",
+        test_command: &["npm", "run", "check"],
+        start_command: &["npm", "start"],
+        build_command: &["npm", "run", "build"],
+        needs_install: true,
+        files: files!("fullstack-ts":
+            ".gitignore",
+            "README.md",
+            "index.html",
+            "package-lock.json",
+            "package.json",
+            "server/app.test.ts",
+            "server/app.ts",
+            "server/auth.ts",
+            "server/db.ts",
+            "server/index.ts",
+            "src/App.test.tsx",
+            "src/App.tsx",
+            "src/api.ts",
+            "src/main.tsx",
+            "src/styles.css",
+            "test/setup.ts",
+            "tsconfig.json",
+            "vite.config.ts",
+        ),
+    },
+    Template {
+        id: "python-api",
+        description: "A JSON API on FastAPI over SQLite (the standard library's sqlite3) with accounts (scrypt-hashed passwords, session cookies) and a todo list as the example, tested with pytest; dependencies in requirements.txt, pinned in requirements.lock.",
+        stack: "Python 3.11+, FastAPI, uvicorn, SQLite (sqlite3), pytest",
+        test_command: &[".venv/bin/python", "-m", "pytest", "-q"],
+        start_command: &[".venv/bin/python", "-m", "app"],
+        build_command: &[],
+        needs_install: true,
+        files: files!("python-api":
+            ".gitignore",
+            "README.md",
+            "app/__init__.py",
+            "app/__main__.py",
+            "app/auth.py",
+            "app/db.py",
+            "app/main.py",
+            "requirements.lock",
+            "requirements.txt",
+            "tests/__init__.py",
+            "tests/test_api.py",
         ),
     },
 ];
@@ -203,9 +267,17 @@ impl Template {
         Ok(snapshot)
     }
 
-    /// The test command as a runner spec (no network, two minutes).
+    /// The test command as a runner spec (no network, five minutes: a typecheck and a build
+    /// may be part of it).
     pub fn test_spec(&self) -> CommandSpec {
-        CommandSpec::argv(self.test_command.iter().copied()).timeout(Duration::from_secs(120))
+        CommandSpec::argv(self.test_command.iter().copied()).timeout(Duration::from_secs(300))
+    }
+
+    /// The build command as a runner spec, when it has one.
+    pub fn build_spec(&self) -> Option<CommandSpec> {
+        (!self.build_command.is_empty()).then(|| {
+            CommandSpec::argv(self.build_command.iter().copied()).timeout(Duration::from_secs(300))
+        })
     }
 
     /// The start command as a preview service spec.

@@ -85,3 +85,41 @@ pub async fn http_get(service: &ServiceHandle, path: &str) -> String {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// Set (to anything but `0` or empty) where the package registries are reachable: tests that
+/// install packages run instead of skipping. `.ci/run` sets it.
+pub const REGISTRY_VAR: &str = "SAMOKODER_TEST_REGISTRY";
+
+/// Whether the registry tests run; says so loudly when they do not.
+pub fn registry(test: &str) -> bool {
+    let set = std::env::var(REGISTRY_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
+    if !set {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: it installs packages from the registries (set {REGISTRY_VAR}=1 where they are reachable)"
+        );
+    }
+    set
+}
+
+/// A jailed runner whose installs reach the registries the host's npm and pip use, through
+/// the egress proxy, with a package cache in `cache`.
+pub fn installing_jail(test: &str, cache: &std::path::Path) -> Option<Runner> {
+    let found = samokoder_core::runner::discover_registry_hosts();
+    assert!(
+        !found.hosts.is_empty(),
+        "no registry configured on this host: {found:?}"
+    );
+    jail_with(
+        test,
+        RunnerConfig {
+            egress: samokoder_core::runner::EgressPolicy {
+                allowed_hosts: found.hosts,
+                allowed_private_networks: Vec::new(),
+            },
+            install_env: found.install_env,
+            package_cache: Some(cache.to_path_buf()),
+            ..RunnerConfig::default()
+        },
+    )
+}

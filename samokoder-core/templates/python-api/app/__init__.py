@@ -1,0 +1,1 @@
+"""{{project_name}}: a JSON API on FastAPI over SQLite, with accounts."""
