@@ -192,6 +192,14 @@ pub struct RunnerSettings {
     /// Disk space a run's (or a preview's) workspace may use in MiB, dependencies included.
     /// Env: `SAMOKODER_RUNNER__WORKSPACE_MIB`.
     pub workspace_mib: u64,
+    /// The package cache every install shares (npm's and pip's), so the second install of
+    /// a lockfile downloads nothing; unset means `<data_dir>/package-cache`.
+    /// Env: `SAMOKODER_RUNNER__PACKAGE_CACHE`.
+    pub package_cache: Option<PathBuf>,
+    /// npm packages whose install scripts may run (after an install with scripts off); none
+    /// by default. Env: `SAMOKODER_RUNNER__NPM_SCRIPTS_ALLOWED` (comma-separated).
+    #[serde(deserialize_with = "super::serde_util::string_list")]
+    pub npm_scripts_allowed: Vec<String>,
 }
 
 impl Default for RunnerSettings {
@@ -209,6 +217,8 @@ impl Default for RunnerSettings {
             cpu_millicores: limits.cpu_millicores,
             tmp_mib: limits.tmp_bytes >> 20,
             workspace_mib: limits.workspace_bytes >> 20,
+            package_cache: None,
+            npm_scripts_allowed: Vec::new(),
         }
     }
 }

@@ -466,6 +466,15 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("work"))
     }
 
+    /// The package cache installs share: `runner.package_cache`, or
+    /// `<data_dir>/package-cache`.
+    pub fn package_cache_dir(&self) -> PathBuf {
+        self.runner
+            .package_cache
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("package-cache"))
+    }
+
     /// The preview origin template: `preview.origin`, or `http://{id}.localhost:{port}`.
     pub fn preview_origin_template(&self) -> String {
         self.preview

@@ -49,6 +49,16 @@ pub(super) fn optional_string_list<'de, D: Deserializer<'de>>(
     )
 }
 
+/// `Vec<String>` from an array or a comma-separated string.
+pub(super) fn string_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    Ok(match ListOrString::<String>::deserialize(deserializer)? {
+        ListOrString::List(items) => items,
+        ListOrString::String(raw) => split_list(&raw),
+    })
+}
+
 /// CIDRs or bare addresses (a bare address is a /32 or /128), as an array or a comma-separated
 /// string.
 pub(super) fn ip_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {

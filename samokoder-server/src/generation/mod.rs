@@ -130,6 +130,7 @@ impl Generation {
                     base_delay: Duration::from_millis(config.runs.llm_retry_delay_ms),
                     ..RetryPolicy::default()
                 },
+                npm_scripts_allowed: config.runner.npm_scripts_allowed.clone(),
                 ..EngineConfig::default()
             },
         );

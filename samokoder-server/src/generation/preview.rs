@@ -20,10 +20,15 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use samokoder_core::api::preview::{PreviewInfo, PreviewOpenResponse, PreviewState};
+use samokoder_core::engine::{
+    CancellationToken, CommandResult, InstallObserver, PrepareError, prepare_dependencies,
+};
+use samokoder_core::install::Wanted;
 use samokoder_core::runner::{
     ExitReason, Invocation, RunnerError, ServiceHandle, ServiceSpec, ServiceStatus,
 };
-use samokoder_core::state::{MAIN_BRANCH, RunState};
+use samokoder_core::state::{MAIN_BRANCH, OutputStream, RunState};
+use samokoder_core::templates::Template;
 use samokoder_store::{QuotaKind, StoreError, User};
 use uuid::Uuid;
 
@@ -49,13 +54,37 @@ struct Preview {
     max_lifetime: Duration,
 }
 
-/// The previews of this process, and the starts in progress, by project.
+/// The previews of this process, the starts in progress and the starts that failed, by
+/// project.
 #[derive(Default)]
 struct Previews {
     running: HashMap<Uuid, Preview>,
-    /// Project → user of starts that passed the per-user limit and have not finished: they
-    /// count against the limit, and a second start of the same project waits for none.
-    starting: HashMap<Uuid, Uuid>,
+    /// Starts that passed the per-user limit and have not finished (installing, building,
+    /// starting): they count against the limit, and a second start of the same project waits
+    /// for none.
+    starting: HashMap<Uuid, Starting>,
+    /// The last start of a project that failed before the app ran, until the next start or
+    /// stop.
+    failed: HashMap<Uuid, FailedStart>,
+}
+
+/// A start in progress.
+struct Starting {
+    user_id: Uuid,
+    state_id: Uuid,
+    command: Vec<String>,
+    started_at: DateTime<Utc>,
+    /// What it did so far: each install and build command, then the tail of its output.
+    output: Arc<Mutex<Vec<String>>>,
+    cancel: CancellationToken,
+}
+
+/// A start that failed: what ran last and how.
+struct FailedStart {
+    state_id: Uuid,
+    command: Vec<String>,
+    exit_code: Option<i32>,
+    output: Vec<String>,
 }
 
 /// The previews of this process, by project.
@@ -93,12 +122,40 @@ pub enum ForwardError {
 struct Reservation {
     manager: PreviewManager,
     project: Uuid,
+    output: Arc<Mutex<Vec<String>>>,
+    cancel: CancellationToken,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.manager.lock().starting.remove(&self.project);
     }
+}
+
+impl Reservation {
+    fn say(&self, line: impl Into<String>) {
+        let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        output.push(line.into());
+        let excess = output.len().saturating_sub(OUTPUT_LINES);
+        output.drain(..excess);
+    }
+}
+
+/// Keeps an install's progress in the start's output.
+struct StartObserver<'a>(&'a Reservation);
+
+impl InstallObserver for StartObserver<'_> {
+    fn started(&mut self, argv: &[String], purpose: &str) {
+        self.0.say(format!("$ {}  # {purpose}", argv.join(" ")));
+    }
+
+    fn output(&mut self, _: OutputStream, text: &str) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            self.0.say(line.to_owned());
+        }
+    }
+
+    fn finished(&mut self, _: &[String], _: &CommandResult) {}
 }
 
 impl std::fmt::Debug for PreviewManager {
@@ -219,6 +276,8 @@ impl PreviewManager {
         user: Uuid,
         project: Uuid,
         max_per_user: usize,
+        state_id: Uuid,
+        command: &[String],
     ) -> Result<Reservation, ApiError> {
         let mut previews = self.lock();
         if previews.starting.contains_key(&project) {
@@ -235,7 +294,7 @@ impl PreviewManager {
         let starting = previews
             .starting
             .iter()
-            .filter(|(id, owner)| **id != project && **owner == user)
+            .filter(|(id, start)| **id != project && start.user_id == user)
             .count();
         if live + starting >= max_per_user {
             return Err(ApiError::new(
@@ -246,10 +305,25 @@ impl PreviewManager {
                 ),
             ));
         }
-        previews.starting.insert(project, user);
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let cancel = CancellationToken::new();
+        previews.failed.remove(&project);
+        previews.starting.insert(
+            project,
+            Starting {
+                user_id: user,
+                state_id,
+                command: command.to_vec(),
+                started_at: Utc::now(),
+                output: output.clone(),
+                cancel: cancel.clone(),
+            },
+        );
         Ok(Reservation {
             manager: self.clone(),
             project,
+            output,
+            cancel,
         })
     }
 
@@ -276,7 +350,7 @@ impl PreviewManager {
             })
         };
         let Some((status, upstream, command, state_id, started_at, idle, output)) = snapshot else {
-            return stopped(project, Vec::new(), None);
+            return self.not_running(project);
         };
         let (state, exit_code) = match status {
             ServiceStatus::Running => {
@@ -312,9 +386,56 @@ impl PreviewManager {
         }
     }
 
+    /// The status of a project whose app does not run: starting, failed to start, or
+    /// stopped.
+    fn not_running(&self, project: Uuid) -> PreviewInfo {
+        let previews = self.lock();
+        if let Some(start) = previews.starting.get(&project) {
+            return PreviewInfo {
+                status: PreviewState::Starting,
+                url: self.origin().map(|origin| origin.url(project)),
+                process_id: project.to_string(),
+                command: start.command.clone(),
+                state_id: Some(start.state_id),
+                started_at: Some(start.started_at),
+                uptime_seconds: None,
+                idle_timeout_secs: None,
+                exit_code: None,
+                output: start
+                    .output
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            };
+        }
+        if let Some(failed) = previews.failed.get(&project) {
+            return PreviewInfo {
+                status: PreviewState::Exited,
+                url: None,
+                process_id: project.to_string(),
+                command: failed.command.clone(),
+                state_id: Some(failed.state_id),
+                started_at: None,
+                uptime_seconds: None,
+                idle_timeout_secs: None,
+                exit_code: failed.exit_code,
+                output: failed.output.clone(),
+            };
+        }
+        stopped(project, Vec::new(), None)
+    }
+
     /// Stops every preview (server shutdown).
     pub async fn stop_all(&self) {
-        let projects: Vec<Uuid> = self.lock().running.keys().copied().collect();
+        let projects: Vec<Uuid> = {
+            let previews = self.lock();
+            previews
+                .running
+                .keys()
+                .chain(previews.starting.keys())
+                .copied()
+                .collect()
+        };
         for project in projects {
             self.stop(project).await;
         }
@@ -322,6 +443,19 @@ impl PreviewManager {
 
     /// Stops `project`'s preview; when it was there, the instant it stopped.
     pub async fn stop(&self, project: Uuid) -> Option<DateTime<Utc>> {
+        {
+            let mut previews = self.lock();
+            previews.failed.remove(&project);
+            if let Some(start) = previews.starting.get(&project) {
+                // Its task sees the token and ends without starting the app.
+                start.cancel.cancel();
+            }
+        }
+        self.stop_app(project).await
+    }
+
+    /// Stops `project`'s running app (not a start in progress) and removes its files.
+    async fn stop_app(&self, project: Uuid) -> Option<DateTime<Utc>> {
         let preview = self.lock().running.remove(&project)?;
         preview.handle.stop().await;
         let dir = self.dir.join(project.to_string());
@@ -349,8 +483,11 @@ fn stopped(project: Uuid, output: Vec<String>, exit_code: Option<i32>) -> Previe
     }
 }
 
-/// The start command of the project's head state: its starter template's.
-async fn start_command(state: &AppState, project: Uuid) -> Result<(Uuid, Vec<String>), ApiError> {
+/// The project's head state and its starter template (whose start command runs it).
+async fn head_template(
+    state: &AppState,
+    project: Uuid,
+) -> Result<(Uuid, &'static Template), ApiError> {
     let nothing = || {
         ApiError::conflict(
             "nothing_to_preview",
@@ -365,24 +502,14 @@ async fn start_command(state: &AppState, project: Uuid) -> Result<(Uuid, Vec<Str
     let template = serde_json::from_value::<RunState>(head.state)
         .ok()
         .and_then(|run| run.architecture)
-        .map(|architecture| architecture.template);
-    let command = template
-        .as_deref()
-        .and_then(samokoder_core::templates::get)
-        .map(|template| {
-            template
-                .start_command
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect()
-        })
+        .and_then(|architecture| samokoder_core::templates::get(&architecture.template))
         .ok_or_else(|| {
             ApiError::conflict(
                 "no_start_command",
                 "The project's latest state has no architecture with a start command yet",
             )
         })?;
-    Ok((head.id, command))
+    Ok((head.id, template))
 }
 
 /// A one-use link into `project`'s running preview for its owner `user`.
@@ -416,56 +543,203 @@ pub fn open(state: &AppState, user: Uuid, project: Uuid) -> Result<PreviewOpenRe
 }
 
 /// Starts (or restarts) `project`'s preview for `user`: checks what it would run, the per-user
-/// limit and the plan's preview quota, materialises the head state's files, starts the app in
-/// the sandbox and waits a little for it to listen.
+/// limit and the plan's preview quota, then, in the background, materialises the head
+/// state's files, installs their dependencies from the lockfiles, builds what the template
+/// builds, and starts the app in the sandbox. Answers when the app listens, or after
+/// `preview.start_timeout_secs` with `starting` (the status follows the rest).
 pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<PreviewInfo, ApiError> {
     let config = &state.config().preview;
-    let (state_id, command) = start_command(state, project).await?;
+    let (state_id, template) = head_template(state, project).await?;
+    let command: Vec<String> = template
+        .start_command
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     let previews = state.generation().previews();
-    let reservation = previews.reserve(user.id, project, config.max_per_user)?;
+    let reservation =
+        previews.reserve(user.id, project, config.max_per_user, state_id, &command)?;
     quota::consume(state.store(), user, QuotaKind::Preview).await?;
-    previews.stop(project).await;
+    previews.stop_app(project).await;
 
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let task_state = state.clone();
+    let owner = user.id;
+    tokio::spawn(async move {
+        let outcome = launch(
+            &task_state,
+            &reservation,
+            owner,
+            project,
+            state_id,
+            template,
+        )
+        .await;
+        if let Err(failed) = outcome
+            && !reservation.cancel.is_cancelled()
+        {
+            tracing::info!(%project, why = %failed.why, "a preview did not start");
+            let mut output = reservation
+                .output
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            output.push(failed.why);
+            reservation.manager.lock().failed.insert(
+                project,
+                FailedStart {
+                    state_id,
+                    command: failed.command,
+                    exit_code: failed.exit_code,
+                    output,
+                },
+            );
+        }
+        drop(reservation);
+        let _ = done_tx.send(());
+    });
+    let timeout = Duration::from_secs(config.start_timeout_secs);
+    // Not started in time is not an error of the request: the status says what happened.
+    let _ = tokio::time::timeout(timeout, done_rx).await;
+    Ok(previews.info(project).await)
+}
+
+/// Why a start failed.
+struct LaunchFailure {
+    command: Vec<String>,
+    exit_code: Option<i32>,
+    why: String,
+}
+
+impl LaunchFailure {
+    fn internal(e: impl std::fmt::Display) -> Self {
+        Self {
+            command: Vec::new(),
+            exit_code: None,
+            why: format!("the preview could not be prepared: {e}"),
+        }
+    }
+}
+
+/// Files, dependencies, build, app: the slow part of a start.
+async fn launch(
+    state: &AppState,
+    reservation: &Reservation,
+    user: Uuid,
+    project: Uuid,
+    state_id: Uuid,
+    template: &'static Template,
+) -> Result<(), LaunchFailure> {
+    let config = &state.config().preview;
+    let previews = state.generation().previews();
+    let runner = state.generation().runner();
+    let cancel = &reservation.cancel;
     let dir = previews.dir.join(project.to_string());
     state
         .generation()
         .engine()
         .materialize(state_id, &dir)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(LaunchFailure::internal)?;
+    if runner.can_install() {
+        let mut observer = StartObserver(reservation);
+        match prepare_dependencies(
+            runner.as_ref(),
+            &dir,
+            &Wanted::default(),
+            &mut observer,
+            cancel,
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(PrepareError::Failed(failed)) => {
+                return Err(LaunchFailure {
+                    exit_code: failed.result.exit_code,
+                    why: format!(
+                        "installing the dependencies failed: `{}` exited with {:?}",
+                        failed.argv.join(" "),
+                        failed.result.exit_code
+                    ),
+                    command: failed.argv,
+                });
+            }
+            Err(PrepareError::Cancelled) => return Ok(()),
+            Err(other) => return Err(LaunchFailure::internal(other)),
+        }
+    }
+    if let Some(build) = template.build_spec() {
+        let argv = build.invocation.to_argv();
+        reservation.say(format!("$ {}  # build the app", argv.join(" ")));
+        let out = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            out = runner.run(&dir, &build, None) => out.map_err(LaunchFailure::internal)?,
+        };
+        for line in out
+            .stdout
+            .text
+            .lines()
+            .chain(out.stderr.text.lines())
+            .filter(|l| !l.trim().is_empty())
+        {
+            reservation.say(line.to_owned());
+        }
+        if !out.success() {
+            return Err(LaunchFailure {
+                command: argv,
+                exit_code: out.exit_code,
+                why: "building the app failed".into(),
+            });
+        }
+    }
+    if cancel.is_cancelled() {
+        return Ok(());
+    }
     let spec = ServiceSpec {
         max_lifetime: Duration::from_secs(config.max_lifetime_secs),
         idle_timeout: Some(Duration::from_secs(config.idle_timeout_secs)),
         keep_lines: 200,
         ..ServiceSpec::new(Invocation::Argv {
-            args: command.clone(),
+            args: template
+                .start_command
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         })
     };
-    let handle = state
-        .generation()
-        .runner()
+    let command = template
+        .start_command
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect::<Vec<_>>();
+    let handle = runner
         .start_service(&dir, &spec)
         .await
-        .map_err(|error| match error {
-            RunnerError::Denied { .. } | RunnerError::NeedsApproval { .. } => ApiError::conflict(
-                "preview_refused",
-                "The sandbox's policy does not allow the app's start command",
-            )
-            .with_source(error),
-            RunnerError::Unsupported { ref reason, .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "preview_unavailable",
-                format!("Previews cannot run on this server: {reason}"),
-            ),
-            other => ApiError::internal(other),
+        .map_err(|error| LaunchFailure {
+            command: command.clone(),
+            exit_code: None,
+            why: match error {
+                RunnerError::Denied { .. } | RunnerError::NeedsApproval { .. } => {
+                    "the sandbox's policy does not allow the app's start command".into()
+                }
+                RunnerError::Unsupported { reason, .. } => {
+                    format!("previews cannot run on this server: {reason}")
+                }
+                other => format!("the app could not be started: {other}"),
+            },
         })?;
-    let timeout = Duration::from_secs(config.start_timeout_secs);
-    // Not listening in time is not an error of the request: the status says what happened.
-    let _ = handle.wait_until_listening(timeout).await;
-    previews.lock().running.insert(
+    // Listening is what the status reports; waiting here only lets a quick app be `running`
+    // when the start request answers.
+    let _ = handle
+        .wait_until_listening(Duration::from_secs(config.start_timeout_secs))
+        .await;
+    let mut previews = previews.lock();
+    if cancel.is_cancelled() {
+        return Ok(());
+    }
+    previews.running.insert(
         project,
         Preview {
-            user_id: user.id,
+            user_id: user,
             instance: Uuid::new_v4(),
             handle,
             command,
@@ -475,6 +749,5 @@ pub async fn start(state: &AppState, user: &User, project: Uuid) -> Result<Previ
             max_lifetime: spec.max_lifetime,
         },
     );
-    drop(reservation);
-    Ok(previews.info(project).await)
+    Ok(())
 }

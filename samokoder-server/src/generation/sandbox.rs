@@ -18,6 +18,12 @@ pub fn runner_config(config: &Config) -> RunnerConfig {
         Some(hosts) => hosts.clone(),
         None => registry_hosts().hosts.clone(),
     };
+    // Installs use the registries the host's npm and pip use, wherever they are allowed.
+    let install_env = if allowed_hosts.is_empty() {
+        Default::default()
+    } else {
+        registry_hosts().install_env.clone()
+    };
     RunnerConfig {
         bwrap: match config.sandbox_mode() {
             SandboxMode::Auto => BwrapMode::Auto { path: None },
@@ -35,6 +41,8 @@ pub fn runner_config(config: &Config) -> RunnerConfig {
                 .map(ToString::to_string)
                 .collect(),
         },
+        package_cache: Some(config.package_cache_dir()),
+        install_env,
         ..RunnerConfig::default()
     }
 }
