@@ -99,6 +99,11 @@ impl Engine {
             Some(InstallRequest::Pip(packages)) => wanted.pip.extend(packages.iter().cloned()),
             None => {}
         }
+        // Asked for twice (by the architect and a developer), installed once.
+        let mut seen = std::collections::HashSet::new();
+        wanted.npm.retain(|(spec, _)| seen.insert(spec.clone()));
+        let mut seen = std::collections::HashSet::new();
+        wanted.pip.retain(|r| seen.insert(install::pip_name(r)));
         wanted
     }
 

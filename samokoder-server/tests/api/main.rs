@@ -10,6 +10,7 @@ mod config;
 mod cookies;
 mod cors;
 mod errors;
+mod full_stack;
 mod generating;
 mod health;
 mod helpers;

@@ -49,7 +49,20 @@ pub struct Script {
     pub slow_test_file: bool,
     /// The developer also plans `npm publish`, which the runner's policy wants approved.
     pub risky_command: bool,
+    /// Build [`FULL_STACK_DESCRIPTION`] instead: the `fullstack-ts` template with `zod` added
+    /// (by the architect, and a developer's `npm install zod`), used by a new
+    /// `server/validation.ts` with its tests and by the API's todo route.
+    pub full_stack: bool,
 }
+
+/// The app [`Script::full_stack`] builds.
+pub const FULL_STACK_DESCRIPTION: &str =
+    "A todo app with login, a React front end, an API and SQLite; todo titles are validated.";
+
+/// The full-stack app's validation module.
+pub const VALIDATION_TS: &str = "import { z } from 'zod';\n\n/** A todo's title: trimmed, 1 to 200 characters. */\nexport const todoTitle = z.string().trim().min(1).max(200);\n";
+
+const VALIDATION_TEST_TS: &str = "import { expect, test } from 'vitest';\nimport { todoTitle } from './validation.ts';\n\ntest('titles are trimmed and bounded', () => {\n  expect(todoTitle.parse('  Buy milk ')).toBe('Buy milk');\n  expect(todoTitle.safeParse('   ').success).toBe(false);\n  expect(todoTitle.safeParse('x'.repeat(201)).success).toBe(false);\n});\n";
 
 fn role(request: &FakeRequest) -> String {
     request
@@ -66,6 +79,9 @@ fn user(request: &FakeRequest) -> String {
 impl Script {
     /// The answer to one request (an HTTP 400 for a request the script does not know).
     pub fn answer(&self, request: &FakeRequest) -> FakeReply {
+        if self.full_stack {
+            return self.full_stack_answer(request);
+        }
         let system = role(request);
         let user = user(request);
         let reply = |value: serde_json::Value| FakeReply::json(&value);
@@ -154,6 +170,105 @@ impl Script {
             "unexpected",
             "invalid_request_error",
             "the script has no answer",
+        )
+    }
+
+    /// The answers of [`Script::full_stack`].
+    fn full_stack_answer(&self, request: &FakeRequest) -> FakeReply {
+        let system = role(request);
+        let user = user(request);
+        let reply = |value: serde_json::Value| FakeReply::json(&value);
+        if system.starts_with("You are the spec writer") {
+            if user.starts_with("# Task: clarifying questions") {
+                return reply(json!({ "questions": [] }));
+            }
+            return reply(json!({
+                "summary": "A todo list per account, in the browser, kept in SQLite.",
+                "features": [
+                    "Accounts: register, sign in and out",
+                    "Each account's todos: add, complete, delete",
+                    "Titles are trimmed and 1 to 200 characters"
+                ],
+                "constraints": ["React front end, an API under /api, SQLite"],
+                "complexity": "simple"
+            }));
+        }
+        if system.starts_with("You are the architect") {
+            return reply(json!({
+                "summary": "The fullstack-ts template: React in src/, Express in server/, SQLite; zod validates input.",
+                "template": "fullstack-ts",
+                "stack": ["TypeScript", "React", "Vite", "Express", "SQLite", "zod"],
+                "dependencies": [{"name": "zod", "purpose": "validate request bodies"}]
+            }));
+        }
+        if system.starts_with("You are the tech lead") {
+            return reply(json!({"epics": [{
+                "title": "Validation",
+                "description": "Validate what the API is sent.",
+                "tasks": [{
+                    "title": "Validate todo titles with zod",
+                    "description": "A todoTitle schema in server/validation.ts used by POST /api/todos.",
+                    "definition_of_done": "npm run check passes, with tests of the schema.",
+                    "test_command": null
+                }]
+            }]}));
+        }
+        if system.starts_with("You are a full-stack developer") {
+            return reply(json!({ "steps": [
+                {"kind": "run_command", "argv": ["npm", "install", "zod"],
+                 "purpose": "add zod", "timeout_secs": 300},
+                {"kind": "write_file", "path": "server/validation.ts",
+                 "instructions": "Export todoTitle, a zod schema: a trimmed string of 1 to 200 characters."},
+                {"kind": "write_file", "path": "server/validation.test.ts",
+                 "instructions": "Test todoTitle: trims, refuses blank and too long titles."},
+                {"kind": "write_file", "path": "server/app.ts",
+                 "instructions": "Validate the title of POST /api/todos with todoTitle."}
+            ]}));
+        }
+        if system.starts_with("You are the code writer") {
+            if user.starts_with("# Task: create `server/validation.ts`") {
+                return FakeReply::text(format!("```ts\n{VALIDATION_TS}```\n"));
+            }
+            if user.starts_with("# Task: create `server/validation.test.ts`") {
+                return FakeReply::text(format!("```ts\n{VALIDATION_TEST_TS}```\n"));
+            }
+            if user.starts_with("# Task: change `server/app.ts`") {
+                return FakeReply::text(concat!(
+                    "<<<<<<< SEARCH\n",
+                    "import type { Db } from './db.ts';\n",
+                    "=======\n",
+                    "import type { Db } from './db.ts';\n",
+                    "import { todoTitle } from './validation.ts';\n",
+                    ">>>>>>> REPLACE\n",
+                    "<<<<<<< SEARCH\n",
+                    "    const title = typeof req.body?.title === 'string' ? req.body.title.trim() : '';\n",
+                    "    if (!title || title.length > 200) {\n",
+                    "=======\n",
+                    "    const parsed = todoTitle.safeParse(req.body?.title);\n",
+                    "    const title = parsed.success ? parsed.data : '';\n",
+                    "    if (!parsed.success) {\n",
+                    ">>>>>>> REPLACE\n",
+                ));
+            }
+        }
+        if system.starts_with("You are the executor") {
+            return reply(json!({"success": true, "analysis": "the checks passed"}));
+        }
+        if system.starts_with("You are the task completer") {
+            return reply(
+                json!({"summary": "Titles are validated with zod in server/validation.ts."}),
+            );
+        }
+        if system.starts_with("You are the technical writer") {
+            return FakeReply::text(
+                "```markdown\n# Todo app\n\n`npm ci`, then `npm run check`; `npm run build && npm start` serves it.\n```\n",
+            );
+        }
+        FakeReply::error(
+            400,
+            "unexpected",
+            "invalid_request_error",
+            "the full-stack script has no answer",
         )
     }
 
