@@ -10,7 +10,12 @@
 //!   socat relay, the Unix socket and the proxy). It prints the mean of each and the added
 //!   milliseconds per request.
 //!
-//! Run with `cargo bench --bench sandbox` (about a minute). Needs bubblewrap and socat; the
+//! - install: the `fullstack-ts` template's dependencies installed in the jail from its
+//!   lockfile, with an empty package cache and again (a fresh directory) with the cache that
+//!   install left: the ratio, and the registry connections each made. Only where the
+//!   registries are reachable (`SAMOKODER_TEST_REGISTRY=1`); skipped with a notice otherwise.
+//!
+//! Run with `cargo bench --bench sandbox` (about two minutes). Needs bubblewrap and socat; the
 //! jail's half is skipped with a notice without them.
 
 use std::hint::black_box;
@@ -19,9 +24,13 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use samokoder_core::engine::{CancellationToken, Quietly, prepare_dependencies};
+use samokoder_core::install::Wanted;
 use samokoder_core::runner::{
     BwrapMode, CommandSpec, EgressPolicy, Network, Runner, RunnerConfig, SandboxKind,
 };
+use samokoder_core::templates::TemplateVars;
+use samokoder_core::workspace::{MaterializeOptions, MemoryBlobs, materialize};
 
 /// Times `n` sequential GETs of `url`, directly (`direct`) or through the proxy the runner
 /// set in the environment (`proxy`); prints the mean in microseconds.
@@ -170,4 +179,59 @@ fn main() {
             (relayed as f64 - direct as f64) / 1000.0
         );
     }
+    bench_install(&rt);
+}
+
+/// The full-stack template's install, cold cache against warm.
+fn bench_install(rt: &tokio::runtime::Runtime) {
+    if !std::env::var("SAMOKODER_TEST_REGISTRY").is_ok_and(|v| !v.is_empty() && v != "0") {
+        println!(
+            "\nNOTE: install figures skipped (set SAMOKODER_TEST_REGISTRY=1 where the registries are reachable)"
+        );
+        return;
+    }
+    let found = samokoder_core::runner::discover_registry_hosts();
+    let cache = tempfile::tempdir().expect("cache");
+    let runner = Runner::new(RunnerConfig {
+        egress: EgressPolicy {
+            allowed_hosts: found.hosts,
+            allowed_private_networks: Vec::new(),
+        },
+        install_env: found.install_env,
+        package_cache: Some(cache.path().to_path_buf()),
+        ..RunnerConfig::default()
+    })
+    .expect("runner");
+    let template = samokoder_core::templates::get("fullstack-ts").expect("template");
+    let mut times = Vec::new();
+    for _ in 0..2 {
+        let mut blobs = MemoryBlobs::new();
+        let snapshot = template
+            .render(&TemplateVars::new("Bench"), &mut blobs)
+            .expect("render");
+        let dir = tempfile::tempdir().expect("workspace");
+        materialize(
+            &snapshot,
+            &blobs,
+            dir.path(),
+            &MaterializeOptions::default(),
+        )
+        .expect("materialise");
+        let before = runner.egress_stats().allowed();
+        let started = Instant::now();
+        rt.block_on(prepare_dependencies(
+            &runner,
+            dir.path(),
+            &Wanted::default(),
+            &mut Quietly,
+            &CancellationToken::new(),
+        ))
+        .expect("install");
+        times.push((started.elapsed(), runner.egress_stats().allowed() - before));
+    }
+    let ((cold, cold_connections), (warm, warm_connections)) = (times[0], times[1]);
+    println!(
+        "\nfullstack-ts install from its lockfile: cold cache {cold:?} ({cold_connections} registry connections), warm {warm:?} ({warm_connections}) = {:.2}x cold",
+        warm.as_secs_f64() / cold.as_secs_f64()
+    );
 }
