@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CommandResult, CommandRunner, Drive, Engine, EngineError, RunnerError, StepStop};
 use crate::install::{self, After, Ecosystem, FallbackWhen, InstallRequest, InstallStep, Wanted};
-use crate::state::{CommandRecord, EngineEvent, OutputStream, RunOutcome, Tool};
+use crate::state::{EngineEvent, OutputStream, RunOutcome, Tool};
 
 /// How long one install command may run.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -138,18 +138,7 @@ impl Engine {
         for (argv, result) in &ran {
             self.deps()
                 .store
-                .record_command(
-                    d.run.id,
-                    &CommandRecord {
-                        argv: argv.clone(),
-                        exit_code: result.exit_code,
-                        stdout: result.stdout.clone(),
-                        stderr: result.stderr.clone(),
-                        duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
-                        timed_out: result.timed_out,
-                        at: chrono::Utc::now(),
-                    },
-                )
+                .record_command(d.run.id, &result.record(argv))
                 .await?;
         }
         match outcome {

@@ -63,6 +63,19 @@ pub struct CommandResult {
 }
 
 impl CommandResult {
+    /// The command log's record of `argv` ending this way, now.
+    pub fn record(&self, argv: &[String]) -> crate::state::CommandRecord {
+        crate::state::CommandRecord {
+            argv: argv.to_vec(),
+            exit_code: self.exit_code,
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+            duration_ms: u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
+            timed_out: self.timed_out,
+            at: chrono::Utc::now(),
+        }
+    }
+
     /// The command left the workspace over its disk quota: it failed, and what it changed
     /// must not be kept.
     pub fn over_quota(&self) -> bool {

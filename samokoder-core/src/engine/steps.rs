@@ -18,8 +18,8 @@ use crate::agents::{
 use crate::install::{self, InstallRequest};
 use crate::llm::AgentRole;
 use crate::state::{
-    Autonomy, CommandFailure, CommandRecord, EngineEvent, Phase, QuestionPurpose, QuestionSpec,
-    Retry, RunOutcome, RunState, StepAction, StepStatus, TaskStage, TaskStatus,
+    Autonomy, CommandFailure, EngineEvent, Phase, QuestionPurpose, QuestionSpec, Retry, RunOutcome,
+    RunState, StepAction, StepStatus, TaskStage, TaskStatus,
 };
 use crate::workspace::{
     BlobSource, ChangeKind, MaterializeOptions, ScanOptions, materialize, scan,
@@ -863,18 +863,7 @@ impl Engine {
         }
         self.deps()
             .store
-            .record_command(
-                d.run.id,
-                &CommandRecord {
-                    argv: argv.to_vec(),
-                    exit_code: result.exit_code,
-                    stdout: result.stdout.clone(),
-                    stderr: result.stderr.clone(),
-                    duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
-                    timed_out: result.timed_out,
-                    at: chrono::Utc::now(),
-                },
-            )
+            .record_command(d.run.id, &result.record(argv))
             .await?;
         Ok(result)
     }

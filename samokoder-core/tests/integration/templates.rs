@@ -58,18 +58,7 @@ async fn every_template_passes_its_own_tests_in_the_sandbox_and_serves() {
         return;
     };
     for template in templates::list().iter().filter(|t| !t.needs_install) {
-        let mut blobs = MemoryBlobs::new();
-        let snapshot = template
-            .render(&TemplateVars::new("Demo Project"), &mut blobs)
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        materialize(
-            &snapshot,
-            &blobs,
-            dir.path(),
-            &MaterializeOptions::default(),
-        )
-        .unwrap();
+        let (dir, snapshot) = rendered(template);
 
         let outcome = runner
             .run(dir.path(), &template.test_spec(), None)
