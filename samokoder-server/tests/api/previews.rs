@@ -404,3 +404,130 @@ async fn exports_count_against_the_plan_and_rollback_keeps_history() {
     .assert_error(StatusCode::NOT_FOUND, "state_not_found");
     ga.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_previews_websocket_upgrade_is_relayed_through_the_bridge() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ga = GenApp::spawn(
+        Script {
+            echo_upgrades: true,
+            ..Script::default()
+        },
+        |_| {},
+    )
+    .await;
+    let session = ga.app.user().await;
+    ga.app
+        .state
+        .store()
+        .users
+        .set_tier(session.user_id, Tier::Pro)
+        .await
+        .unwrap();
+    let project = ga.project(&session, "Echo").await;
+    let run = ga
+        .start(
+            &session,
+            project,
+            json!({"description": "A todo API", "autonomy": "auto", "template": "node-api"}),
+        )
+        .await;
+    let events = ga
+        .follow_to_end(
+            &session,
+            project,
+            run["id"].as_str().unwrap().parse().unwrap(),
+        )
+        .await;
+    assert_eq!(events.last().unwrap().outcome(), Some("completed"));
+    post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{project}/preview/start"),
+    )
+    .await
+    .ok(StatusCode::OK);
+
+    // Enter with the link (no cookie jar here: the cookie is read off the answer).
+    let open = post(
+        &ga,
+        &session,
+        &format!("/v1/projects/{project}/preview/open"),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let origin = open["origin"].as_str().unwrap();
+    let host = origin.trim_start_matches("http://");
+    let listener = ga.app.server.preview_address().unwrap();
+    let link = open["url"].as_str().unwrap().replacen(origin, "", 1);
+    let mut enter = tokio::net::TcpStream::connect(listener).await.unwrap();
+    enter
+        .write_all(
+            format!("GET {link} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    enter.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie: {answer}"))
+        .to_owned();
+
+    // The upgrade: the app's 101 comes back, then bytes go both ways through the bridge.
+    let mut socket = tokio::net::TcpStream::connect(listener).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "GET /live HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: echo\r\nCookie: {cookie}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            socket.read(&mut byte).await.unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    socket.write_all(b"hello through the bridge").await.unwrap();
+    let mut echoed = [0u8; 24];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        socket.read_exact(&mut echoed),
+    )
+    .await
+    .expect("the echo comes back")
+    .unwrap();
+    assert_eq!(&echoed, b"hello through the bridge");
+
+    // Without the cookie, no upgrade.
+    let mut stranger = tokio::net::TcpStream::connect(listener).await.unwrap();
+    stranger
+        .write_all(
+            format!(
+                "GET /live HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut refused = [0u8; 12];
+    stranger.read_exact(&mut refused).await.unwrap();
+    assert_eq!(&refused, b"HTTP/1.1 401");
+    ga.app.stop().await;
+}

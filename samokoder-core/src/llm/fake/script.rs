@@ -49,6 +49,10 @@ pub struct Script {
     pub slow_test_file: bool,
     /// The developer also plans `npm publish`, which the runner's policy wants approved.
     pub risky_command: bool,
+    /// The developer also makes `src/server.js` answer protocol upgrades (a WebSocket's
+    /// handshake) by echoing what arrives: the preview's relay of upgrades has something to
+    /// relay.
+    pub echo_upgrades: bool,
     /// Build [`FULL_STACK_DESCRIPTION`] instead: the `fullstack-ts` template with `zod` added
     /// (by the architect, and a developer's `npm install zod`), used by a new
     /// `server/validation.ts` with its tests and by the API's todo route.
@@ -134,6 +138,12 @@ impl Script {
                 {"kind": "write_file", "path": "src/app.js",
                  "instructions": "Route GET /api/stats to {count: countItems(store.list())}."}
             ]);
+            if self.echo_upgrades {
+                steps.as_array_mut().unwrap().push(json!({
+                    "kind": "write_file", "path": "src/server.js",
+                    "instructions": "Answer upgrade requests with 101 and echo the bytes."
+                }));
+            }
             if self.risky_command {
                 steps.as_array_mut().unwrap().push(json!({
                     "kind": "run_command", "argv": ["npm", "publish"],
@@ -308,6 +318,20 @@ impl Script {
                 "=======\n",
                 "    ['GET', '/health', () => [200, { status: 'ok' }]],\n",
                 "    ['GET', '/api/stats', () => [200, { count: countItems(store.list()) }]],\n",
+                ">>>>>>> REPLACE\n",
+            ));
+        }
+        if user.starts_with("# Task: change `src/server.js`") {
+            return FakeReply::text(concat!(
+                "<<<<<<< SEARCH\n",
+                "const server = http.createServer(createApp());\n",
+                "=======\n",
+                "const server = http.createServer(createApp());\n",
+                "// Upgrades (a WebSocket's handshake): accept, then echo what arrives.\n",
+                "server.on('upgrade', (req, socket) => {\n",
+                "  socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n');\n",
+                "  socket.pipe(socket);\n",
+                "});\n",
                 ">>>>>>> REPLACE\n",
             ));
         }

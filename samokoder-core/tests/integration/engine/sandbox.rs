@@ -117,3 +117,114 @@ async fn an_over_quota_command_fails_says_why_and_keeps_nothing() {
     let serialized = serde_json::to_string(&events).unwrap();
     assert!(serialized.contains("over its disk quota"), "{serialized}");
 }
+
+/// The real sandbox, whose installs reach a registry that does not have the package.
+struct RegistryWithout;
+
+#[async_trait]
+impl CommandRunner for RegistryWithout {
+    fn sandbox(&self) -> SandboxInfo {
+        CommandRunner::sandbox(runner().as_ref())
+    }
+
+    fn decide(&self, argv: &[String]) -> CommandDecision {
+        CommandRunner::decide(runner().as_ref(), argv)
+    }
+
+    async fn run(
+        &self,
+        dir: &Path,
+        argv: &[String],
+        timeout: Duration,
+        approved: bool,
+        output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, RunnerError> {
+        CommandRunner::run(
+            runner().as_ref(),
+            dir,
+            argv,
+            timeout,
+            approved,
+            output,
+            cancel,
+        )
+        .await
+    }
+
+    fn can_install(&self) -> bool {
+        true
+    }
+
+    async fn install(
+        &self,
+        _dir: &Path,
+        _argv: &[String],
+        _timeout: Duration,
+        output: &mut (dyn for<'s> FnMut(OutputStream, &'s str) + Send),
+        _cancel: &CancellationToken,
+    ) -> Result<CommandResult, RunnerError> {
+        let error =
+            "npm error code E404\nnpm error 404 Not Found - GET registry/left-pad-9 - Not found\n";
+        output(OutputStream::Stderr, error);
+        Ok(CommandResult {
+            exit_code: Some(1),
+            stdout: String::new(),
+            stderr: error.into(),
+            timed_out: false,
+            duration: Duration::from_millis(5),
+            blocked: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failed_install_reaches_the_troubleshooter_with_the_package_managers_error() {
+    let fake = samokoder_core::llm::fake::FakeLlm::start().await.unwrap();
+    let script = Script::default();
+    fake.respond_with(move |request| script.answer(request));
+    let h = Harness::with_runner(
+        fake,
+        EngineConfig::default(),
+        Arc::new(MemoryRunStore::new()),
+        Arc::new(RegistryWithout),
+    );
+    let run = h.run(Autonomy::Auto);
+    let outcome = h
+        .engine
+        .drive(run.id, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}");
+    let events: Vec<EngineEvent> = h
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.run_id == run.id)
+        .map(|e| e.event.clone())
+        .collect();
+    let install_failed = events.iter().any(|e| {
+        matches!(e, EngineEvent::CommandFinished { argv, success: false, .. }
+            if argv[..2] == ["npm".to_owned(), "install".to_owned()])
+    });
+    assert!(install_failed, "{events:#?}");
+    let troubleshooter_saw_it = h.fake.requests().iter().any(|r| {
+        r.messages()
+            .first()
+            .is_some_and(|(_, system)| system.starts_with("You are the troubleshooter"))
+            && r.all_text()
+                .contains("404 Not Found - GET registry/left-pad-9")
+    });
+    assert!(
+        troubleshooter_saw_it,
+        "the troubleshooter was shown npm's own error"
+    );
+    // The command log has the install, with its output.
+    assert!(
+        h.store
+            .commands(run.id)
+            .iter()
+            .any(|c| c.argv[0] == "npm" && c.argv[1] == "install" && c.stderr.contains("E404"))
+    );
+}
