@@ -238,12 +238,14 @@ pub fn pip_name(requirement: &str) -> String {
         .replace(['_', '.'], "-")
 }
 
+/// The project names `requirements.txt` lists (options such as `-r other.txt` name none).
 fn pip_listed(manifest: &str) -> Vec<String> {
     manifest
         .lines()
-        .map(|l| l.split('#').next().unwrap_or_default().trim())
-        .filter(|l| !l.is_empty() && !l.starts_with('-'))
-        .map(pip_name)
+        .map(|l| pip_name(l.split('#').next().unwrap_or_default().trim()))
+        // A project name starts with a letter or digit; an option (`-r`, `--index-url`) or a
+        // blank line names nothing.
+        .filter(|name| name.starts_with(|c: char| c.is_ascii_alphanumeric()))
         .collect()
 }
 
@@ -699,7 +701,11 @@ mod tests {
         assert_eq!(steps[2].then, After::WritePipLock);
         let lock = pip_lock(
             "fastapi==0.116.1\n",
-            "fastapi==0.116.1\nstarlette==0.47.3\n",
+            "fastapi==0.116.1\n\nstarlette==0.47.3\n",
+        );
+        assert!(
+            lock.ends_with("requirements.lock\nfastapi==0.116.1\nstarlette==0.47.3\n"),
+            "{lock}"
         );
         std::fs::write(dir.path().join("requirements.lock"), &lock).unwrap();
         std::fs::create_dir_all(dir.path().join(".venv/bin")).unwrap();
@@ -730,6 +736,17 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_manifest_is_an_error_not_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("package.json")).unwrap();
+        assert!(plan(dir.path(), &Wanted::default()).is_err());
+        assert_eq!(
+            pip_listed("# comment\n\n-r base.txt\n--index-url x\nFastAPI==1 # web\n"),
+            ["fastapi"]
+        );
+    }
+
+    #[test]
     fn pip_requirements_are_appended_to_the_manifest() {
         assert_eq!(
             pip_manifest_with(
@@ -748,6 +765,8 @@ mod tests {
             "the caller writes them first"
         );
         assert_eq!(pip_name("Flask_Login[extra]>=2"), "flask-login");
+        assert_eq!(pip_manifest_with("", &["httpx".into()]), "httpx\n");
+        assert_eq!(pip_manifest_with("a\n", &["b".into()]), "a\nb\n");
     }
 
     #[test]
@@ -791,11 +810,20 @@ mod tests {
             "pip install ./pkg",
             "pip install pkg@https://evil.test/x",
             "npm test",
+            "apt-get install curl",
+            "python3 -m venv install",
         ] {
             assert_eq!(install_request(&argv(refused)), None, "{refused}");
         }
         assert!(lockfile_out_of_date(
             "npm error `npm ci` can only install packages when your package.json and package-lock.json are in sync"
         ));
+        assert!(lockfile_out_of_date(
+            "npm error `npm ci` can only install packages"
+        ));
+        assert!(lockfile_out_of_date(
+            "lock file's x@1 does not satisfy: not in sync"
+        ));
+        assert!(!lockfile_out_of_date("npm error 404 Not Found"));
     }
 }
