@@ -52,7 +52,7 @@ async fn self_hosted() -> Result<SelfHosted, BoxError> {
     config.preview.listen = "127.0.0.1:0".parse()?;
     config.llm = LlmSettings(serde_json::from_value(serde_json::json!({
         "openai": { "model": "fake-model" },
-        "allowed_base_url_hosts": ["127.0.0.1"],
+        "allowed_base_url_hosts": ["127.0.0.1:*"],
     }))?);
     let server = Application::build(config).await?.spawn();
     Ok(SelfHosted {

@@ -24,6 +24,8 @@ pub mod install;
 #[cfg(feature = "engine")]
 pub mod llm;
 #[cfg(feature = "engine")]
+pub mod net;
+#[cfg(feature = "engine")]
 pub mod prompts;
 #[cfg(feature = "engine")]
 pub mod runner;

@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use samokoder_auth::AuthError;
 use samokoder_auth::extract::AuthState;
 use samokoder_core::llm::{LlmError, LlmRegistry};
+use samokoder_core::net::HostAllowlist;
 use samokoder_core::runner::RunnerError;
 use samokoder_store::{Store, StoreError};
 
@@ -52,7 +53,7 @@ pub struct LlmServices {
     /// Providers, models, limits and prices.
     pub catalog: Arc<Catalog>,
     /// Hosts users' own base URLs may point at.
-    pub allowed_base_url_hosts: Arc<Vec<String>>,
+    pub allowed_base_url_hosts: Arc<HostAllowlist>,
 }
 
 impl fmt::Debug for LlmServices {
@@ -238,7 +239,10 @@ impl AppStateBuilder {
         };
         let auth = AuthServices::new(&config, &self.secrets, &store).await?;
         let llm_config = config.llm.0.clone();
-        let allowed_base_url_hosts = Arc::new(llm_config.allowed_base_url_hosts.clone());
+        let allowed_base_url_hosts = Arc::new(
+            HostAllowlist::parse(&llm_config.allowed_base_url_hosts)
+                .map_err(|e| LlmError::Config(format!("allowed_base_url_hosts: {e}")))?,
+        );
         let registry = LlmRegistry::new(llm_config.clone())?;
         let catalog = Arc::new(Catalog::new(&llm_config, &registry.prices()));
         let registry = Arc::new(registry);

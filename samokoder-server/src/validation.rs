@@ -3,6 +3,7 @@
 //! (422, `errors[]`). Messages never quote the input: some inputs are secrets.
 
 use samokoder_core::api::FieldError;
+use samokoder_core::net::HostAllowlist;
 use serde_json::Value;
 
 /// The longest e-mail address accepted (the SMTP path limit).
@@ -161,21 +162,9 @@ pub fn last_four(secret: &str) -> String {
     chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
-/// Whether `host` matches an allowlist entry (`example.com` exactly, `*.example.com` any
-/// subdomain of it).
-pub fn host_allowed(host: &str, allowlist: &[String]) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    allowlist.iter().any(|entry| {
-        let entry = entry.trim().to_ascii_lowercase();
-        match entry.strip_prefix("*.") {
-            Some(suffix) => host.ends_with(&format!(".{suffix}")),
-            None => host == entry,
-        }
-    })
-}
-
-/// A user-supplied API base URL: `https` (or `http`), no user info, on an allowed host.
-pub fn base_url(field: &str, value: &str, allowlist: &[String]) -> Result<String, FieldError> {
+/// A user-supplied API base URL: `https` (or `http`), no user info, on an allowed host and
+/// port.
+pub fn base_url(field: &str, value: &str, allowlist: &HostAllowlist) -> Result<String, FieldError> {
     let value = value.trim();
     let parsed = url::Url::parse(value)
         .map_err(|_| field_error(field, "invalid_url", "Must be an http or https URL."))?;
@@ -190,11 +179,11 @@ pub fn base_url(field: &str, value: &str, allowlist: &[String]) -> Result<String
         ));
     }
     let host = parsed.host_str().unwrap_or_default();
-    if !host_allowed(host, allowlist) {
+    if !allowlist.allows(host, parsed.port_or_known_default().unwrap_or(0)) {
         return Err(field_error(
             field,
             "host_not_allowed",
-            "This deployment does not allow API base URLs on that host.",
+            "This deployment does not allow API base URLs on that host and port.",
         ));
     }
     Ok(value.to_owned())
@@ -271,8 +260,15 @@ mod tests {
         assert_eq!(last_four("sk-abcdefgh"), "efgh");
         assert_eq!(last_four("ab"), "ab");
 
-        let allow = vec!["openrouter.ai".to_owned(), "*.openai.azure.com".to_owned()];
+        let allow = HostAllowlist::parse(&["openrouter.ai", "*.openai.azure.com"]).unwrap();
         assert!(base_url("b", "https://openrouter.ai/api/v1", &allow).is_ok());
+        assert_eq!(
+            base_url("b", "https://openrouter.ai:5432/api/v1", &allow)
+                .unwrap_err()
+                .code,
+            "host_not_allowed",
+            "the host on another port is another service"
+        );
         assert!(base_url("b", "https://team.openai.azure.com", &allow).is_ok());
         assert_eq!(
             base_url("b", "https://169.254.169.254/", &allow)

@@ -63,7 +63,7 @@ impl Stack {
         config.llm = LlmSettings(
             serde_json::from_value(serde_json::json!({
                 "openai": { "model": MODEL },
-                "allowed_base_url_hosts": ["127.0.0.1"],
+                "allowed_base_url_hosts": ["127.0.0.1:*"],
             }))
             .expect("LLM configuration"),
         );

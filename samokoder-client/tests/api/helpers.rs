@@ -84,7 +84,7 @@ pub async fn spawn_generating() -> TestServer {
     config.llm = samokoder_server::config::LlmSettings(
         serde_json::from_value(serde_json::json!({
             "openai": { "model": FAKE_MODEL },
-            "allowed_base_url_hosts": ["127.0.0.1"],
+            "allowed_base_url_hosts": ["127.0.0.1:*"],
         }))
         .expect("LLM configuration"),
     );

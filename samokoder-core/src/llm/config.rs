@@ -35,6 +35,7 @@ use super::{
     ModelLimits, ModelPrice, OpenAiOptions, OpenAiProvider, PriceTable, Provider, ProviderHandle,
     Route, RouteTable, StructuredOutputMode,
 };
+use crate::net::HostAllowlist;
 
 /// The kinds of provider the layer speaks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -218,8 +219,9 @@ pub struct LlmConfig {
     /// Routes by role name (`architect`, `code_writer`, ...) plus `default`.
     #[serde(default)]
     pub agents: BTreeMap<String, RouteConfig>,
-    /// Hosts a user-supplied base URL may point at (`openrouter.ai`, `*.openai.azure.com`).
-    /// Empty: users cannot change base URLs at all.
+    /// Hosts (and ports) a user-supplied base URL may point at: `openrouter.ai`,
+    /// `*.openai.azure.com`, `gateway.internal:8080` ([`HostAllowlist`]: ports 443 and 80
+    /// unless one is given, `:*` for any). Empty: users cannot change base URLs at all.
     #[serde(default)]
     pub allowed_base_url_hosts: Vec<String>,
     /// Provider-independent prices by model-name prefix, on top of the built-in table.
@@ -376,19 +378,6 @@ fn missing_key(provider: &str) -> LlmError {
     }
 }
 
-/// Whether `host` matches an allowlist entry (`example.com` exactly, `*.example.com` any
-/// subdomain).
-fn host_allowed(host: &str, allowlist: &[String]) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    allowlist.iter().any(|entry| {
-        let entry = entry.trim().to_ascii_lowercase();
-        match entry.strip_prefix("*.") {
-            Some(suffix) => host.ends_with(&format!(".{suffix}")),
-            None => host == entry,
-        }
-    })
-}
-
 /// The deployment's providers, built once at start-up and shared by every run (so their
 /// concurrency bounds hold across runs), and the per-run resolution of routes.
 ///
@@ -420,7 +409,7 @@ pub struct LlmRegistry {
     specs: BTreeMap<String, Spec>,
     handles: BTreeMap<String, Result<ProviderHandle, LlmError>>,
     agents: BTreeMap<String, RouteConfig>,
-    allowed_hosts: Vec<String>,
+    allowed_hosts: HostAllowlist,
     prices: Arc<PriceTable>,
     client: reqwest::Client,
 }
@@ -502,7 +491,8 @@ impl LlmRegistry {
             specs,
             handles,
             agents: config.agents,
-            allowed_hosts: config.allowed_base_url_hosts,
+            allowed_hosts: HostAllowlist::parse(&config.allowed_base_url_hosts)
+                .map_err(|e| LlmError::Config(format!("allowed_base_url_hosts: {e}")))?,
             prices: Arc::new(prices),
             client,
         })
@@ -518,13 +508,14 @@ impl LlmRegistry {
             LlmError::Config(format!("provider `{name}`: your base URL is not a URL"))
         })?;
         let host = parsed.host_str().unwrap_or_default();
+        let port = parsed.port_or_known_default().unwrap_or(0);
         if !matches!(parsed.scheme(), "http" | "https")
             || !parsed.username().is_empty()
             || parsed.password().is_some()
-            || !host_allowed(host, &self.allowed_hosts)
+            || !self.allowed_hosts.allows(host, port)
         {
             return Err(LlmError::Config(format!(
-                "provider `{name}`: base URL host `{host}` is not allowed on this deployment"
+                "provider `{name}`: base URL `{host}:{port}` is not allowed on this deployment"
             )));
         }
         Ok(url.to_owned())
@@ -707,17 +698,6 @@ mod tests {
     }
 
     #[test]
-    fn allowlist_matching() {
-        let list = vec!["openrouter.ai".to_owned(), "*.openai.azure.com".to_owned()];
-        assert!(host_allowed("openrouter.ai", &list));
-        assert!(host_allowed("OpenRouter.AI.", &list));
-        assert!(host_allowed("me.openai.azure.com", &list));
-        assert!(!host_allowed("openai.azure.com", &list));
-        assert!(!host_allowed("evil-openrouter.ai", &list));
-        assert!(!host_allowed("169.254.169.254", &list));
-    }
-
-    #[test]
     fn user_base_urls_must_be_allowlisted() {
         let registry = LlmRegistry::new(config(serde_json::json!({
             "openai": { "api_key": "sk-deploy", "model": "gpt-4o" },
@@ -746,6 +726,8 @@ mod tests {
             "http://localhost:5432",
             "https://user:pw@gateway.example.com/v1",
             "file:///etc/passwd",
+            // The allowed host on another port is another service.
+            "https://gateway.example.com:5432/v1",
         ] {
             let err = registry.routes(Some(&user(bad))).unwrap_err();
             assert!(matches!(err, LlmError::Config(_)), "{bad}: {err}");

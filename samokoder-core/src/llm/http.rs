@@ -307,6 +307,15 @@ pub(crate) fn classify_status(
             kind: FatalKind::BadRequest,
             message,
         },
+        // Never followed (the client has no redirect policy): the allowlist names the base
+        // URL, not wherever an answer points.
+        300..=399 => LlmError::Fatal {
+            provider,
+            kind: FatalKind::Other,
+            message: format!(
+                "the provider answered with a redirect ({code}), which is never followed: set its base URL to the address it redirects to"
+            ),
+        },
         _ => LlmError::Fatal {
             provider,
             kind: FatalKind::Other,

@@ -128,11 +128,15 @@ fn sensitive(name: &str, value: &str) -> Result<HeaderValue, LlmError> {
 }
 
 /// The HTTP client the providers use when none is given: connection pooling, a connect timeout,
-/// no total timeout (the session's deadline and idle timeout govern long answers).
+/// no total timeout (the session's deadline and idle timeout govern long answers), and **no
+/// redirects**: a base URL is checked against the deployment's allowlist, and a redirect would
+/// send the prompt (and the key) wherever the answer points, an internal address included.
+/// A redirect is an error of the request.
 pub fn default_http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
 }

@@ -31,7 +31,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::rules::{EgressRules, normalize_host};
+use super::rules::EgressRules;
+use crate::net::normalize_host;
 
 /// How long the proxy waits for a name to resolve, and for each connection attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::net::{DEFAULT_PORTS, EntryError, HostAllowlist};
+
 /// Where jailed commands with [`Network::Egress`](crate::runner::Network::Egress) may connect,
 /// through the runner's proxy. Nothing is allowed by default; the reference server fills
 /// [`EgressPolicy::allowed_hosts`] with the registries the host's own npm and pip use
@@ -26,8 +28,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EgressPolicy {
-    /// `host`, `host:port`, `*.domain` or `*.domain:port` (a wildcard matches subdomains, not
-    /// the domain itself). Without a port an entry allows 443 and 80 only.
+    /// `host`, `host:port`, `host:*`, `*.domain` or `*.domain:port` (a wildcard matches
+    /// subdomains, not the domain itself; see [`HostAllowlist`]). Without a port an entry
+    /// allows 443 and 80 only.
     pub allowed_hosts: Vec<String>,
     /// Networks (CIDR, e.g. `10.1.2.0/24`) the proxy may connect to although they are
     /// loopback, private or link-local: an internal registry mirror. Empty by default, so a
@@ -36,46 +39,22 @@ pub struct EgressPolicy {
 }
 
 /// An invalid [`EgressPolicy`] entry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("egress policy entry {entry:?}: {reason}")]
-pub struct EgressPolicyError {
-    /// The entry as written.
-    pub entry: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
+pub type EgressPolicyError = EntryError;
 
 /// Ports an allowlist entry without one allows.
-pub const DEFAULT_EGRESS_PORTS: [u16; 2] = [443, 80];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostPattern {
-    Exact(String),
-    /// Matches names ending in `.{0}`.
-    Subdomains(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct HostRule {
-    pattern: HostPattern,
-    port: Option<u16>,
-}
+pub const DEFAULT_EGRESS_PORTS: [u16; 2] = DEFAULT_PORTS;
 
 /// A compiled [`EgressPolicy`]: what the proxy checks every request against.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EgressRules {
-    hosts: Vec<HostRule>,
+    hosts: HostAllowlist,
     private_networks: Vec<IpNet>,
 }
 
 impl EgressPolicy {
     /// Checks and compiles the policy.
     pub fn compile(&self) -> Result<EgressRules, EgressPolicyError> {
-        let hosts = self
-            .allowed_hosts
-            .iter()
-            .map(|entry| parse_host_rule(entry))
-            .collect::<Result<_, _>>()?;
+        let hosts = HostAllowlist::parse(&self.allowed_hosts)?;
         let private_networks = self
             .allowed_private_networks
             .iter()
@@ -84,7 +63,7 @@ impl EgressPolicy {
                     .trim()
                     .parse::<IpNet>()
                     .or_else(|_| entry.trim().parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| EgressPolicyError {
+                    .map_err(|_| EntryError {
                         entry: entry.clone(),
                         reason: "not a network in CIDR notation",
                     })
@@ -97,85 +76,11 @@ impl EgressPolicy {
     }
 }
 
-fn parse_host_rule(entry: &str) -> Result<HostRule, EgressPolicyError> {
-    let bad = |reason| EgressPolicyError {
-        entry: entry.to_owned(),
-        reason,
-    };
-    let trimmed = entry.trim();
-    // `[v6]:port`, `[v6]`, `host:port`, `host`.
-    let (host, port) = if let Some(rest) = trimmed.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| bad("unclosed '[' around an IPv6 address"))?;
-        match after.strip_prefix(':') {
-            Some(port) => (host, Some(port)),
-            None if after.is_empty() => (host, None),
-            None => return Err(bad("unexpected text after ']'")),
-        }
-    } else {
-        match trimmed.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host, Some(port)),
-            Some(_) => return Err(bad("write IPv6 addresses in brackets: [::1]:443")),
-            None => (trimmed, None),
-        }
-    };
-    let port = port
-        .map(|p| p.parse::<u16>().ok().filter(|p| *p != 0))
-        .map(|p| p.ok_or_else(|| bad("the port is not a number from 1 to 65535")))
-        .transpose()?;
-    let host = normalize_host(host);
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    let pattern = match host.strip_prefix("*.") {
-        Some(domain) if valid_name(domain) => HostPattern::Subdomains(domain.to_owned()),
-        Some(_) => return Err(bad("a wildcard must be followed by a domain name")),
-        None if host.parse::<IpAddr>().is_ok() || valid_name(&host) => HostPattern::Exact(host),
-        None => return Err(bad("not a host name or an IP address")),
-    };
-    Ok(HostRule { pattern, port })
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
-/// Lower case, no brackets, no trailing dot: the form rules and requests are compared in.
-pub(crate) fn normalize_host(host: &str) -> String {
-    host.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
-
 impl EgressRules {
     /// Whether `host:port` is on the allowlist (the name as the client sent it; addresses
     /// are checked after resolution by [`EgressRules::address_allowed`]).
     pub fn host_allowed(&self, host: &str, port: u16) -> bool {
-        let host = normalize_host(host);
-        self.hosts.iter().any(|rule| {
-            let name_matches = match &rule.pattern {
-                HostPattern::Exact(name) => *name == host,
-                HostPattern::Subdomains(domain) => host
-                    .strip_suffix(domain.as_str())
-                    .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-            };
-            let port_matches = match rule.port {
-                Some(p) => p == port,
-                None => DEFAULT_EGRESS_PORTS.contains(&port),
-            };
-            name_matches && port_matches
-        })
+        self.hosts.allows(host, port)
     }
 
     /// Whether nothing is allowed.
@@ -282,85 +187,19 @@ mod tests {
     }
 
     #[test]
-    fn hosts_match_exactly_and_by_default_on_443_and_80_only() {
-        let r = rules(&["Registry.Example.Test."], &[]);
+    fn hosts_are_checked_by_the_shared_allowlist() {
+        let r = rules(&["registry.example.test", "mirror.test:4873"], &[]);
         assert!(r.host_allowed("registry.example.test", 443));
-        assert!(r.host_allowed("REGISTRY.example.test.", 80));
-        assert!(!r.host_allowed("registry.example.test", 8080));
-        assert!(!r.host_allowed("sub.registry.example.test", 443));
-        assert!(!r.host_allowed("registry.example.test.evil", 443));
-        assert!(!r.host_allowed("xregistry.example.test", 443));
-        assert!(!EgressRules::default().host_allowed("registry.example.test", 443));
-        assert!(EgressRules::default().is_empty());
-        assert!(!r.is_empty());
-    }
-
-    #[test]
-    fn explicit_ports_and_wildcards() {
-        let r = rules(
-            &[
-                "mirror.test:4873",
-                "*.cdn.test",
-                "[::1]:8443",
-                "10.0.0.5",
-                "my-registry.example.test",
-                "a_b.test",
-            ],
-            &[],
-        );
-        assert!(r.host_allowed("my-registry.example.test", 443));
-        assert!(r.host_allowed("a_b.test", 80));
-        assert!(
-            !r.host_allowed(".cdn.test", 443),
-            "an empty label is no subdomain"
-        );
-        assert!(
-            !r.host_allowed("evilcdn.test", 443),
-            "a wildcard matches whole labels"
-        );
+        assert!(!r.host_allowed("registry.example.test", 22));
         assert!(r.host_allowed("mirror.test", 4873));
-        assert!(!r.host_allowed("mirror.test", 443));
-        assert!(r.host_allowed("a.cdn.test", 443));
-        assert!(r.host_allowed("a.b.cdn.test", 80));
-        assert!(
-            !r.host_allowed("cdn.test", 443),
-            "a wildcard names subdomains only"
-        );
-        assert!(!r.host_allowed("xcdn.test", 443));
-        assert!(r.host_allowed("[::1]", 8443));
-        assert!(r.host_allowed("::1", 8443));
-        assert!(r.host_allowed("10.0.0.5", 443));
-        let bracketed = rules(&["[fd00::1]"], &[]);
-        assert!(
-            bracketed.host_allowed("[fd00::1]", 443),
-            "brackets without a port"
-        );
-        assert!(!bracketed.host_allowed("[fd00::1]", 8443));
-    }
-
-    #[test]
-    fn bad_entries_are_refused_with_a_reason() {
-        for (entry, reason) in [
-            ("", "no host"),
-            ("host:0", "port"),
-            ("host:99999", "port"),
-            ("host:x", "port"),
-            ("::1", "brackets"),
-            ("[::1", "unclosed"),
-            ("[::1]x", "after"),
-            ("*.a b", "wildcard"),
-            ("*.", "not a host"),
-            ("a b", "not a host"),
-            ("a..b", "not a host"),
-        ] {
-            let err = EgressPolicy {
-                allowed_hosts: vec![entry.into()],
-                ..EgressPolicy::default()
-            }
-            .compile()
-            .unwrap_err();
-            assert!(err.reason.contains(reason), "{entry:?}: {err}");
+        assert!(!r.is_empty() && EgressRules::default().is_empty());
+        let err = EgressPolicy {
+            allowed_hosts: vec!["a b".into()],
+            ..EgressPolicy::default()
         }
+        .compile()
+        .unwrap_err();
+        assert!(err.reason.contains("not a host"), "{err}");
         let err = EgressPolicy {
             allowed_private_networks: vec!["10.0.0.0/33".into()],
             ..EgressPolicy::default()

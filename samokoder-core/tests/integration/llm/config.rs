@@ -73,7 +73,7 @@ fn env_for(fake: &FakeLlm) -> Vec<(&'static str, String)> {
         ("SAMOKODER_LLM__PRICING__GPT-4O-MINI__OUTPUT", "1.20".into()),
         (
             "SAMOKODER_LLM__ALLOWED_BASE_URL_HOSTS",
-            "[\"127.0.0.1\"]".into(),
+            "[\"127.0.0.1:*\"]".into(),
         ),
     ]
 }
@@ -92,7 +92,7 @@ async fn environment_shapes_the_config() {
     assert!(!format!("{config:?}").contains(DEPLOYMENT_KEY));
     assert_eq!(config.providers["ollama"].context_window, Some(16_384));
     assert_eq!(config.agents["architect"].temperature, Some(0.2));
-    assert_eq!(config.allowed_base_url_hosts, ["127.0.0.1"]);
+    assert_eq!(config.allowed_base_url_hosts, ["127.0.0.1:*"]);
     assert_eq!(config.pricing["gpt-4o-mini"].input.0, 300_000);
 
     let registry = LlmRegistry::new(config).unwrap();

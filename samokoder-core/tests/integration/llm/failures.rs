@@ -336,3 +336,36 @@ async fn the_deadline_bounds_waits_and_slow_answers() {
     assert!(matches!(err, LlmError::DeadlineExceeded { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_redirect_is_never_followed_to_an_internal_address() {
+    // What the outside review did: an allowed host answers 307 (and 302) to an internal
+    // address; the prompt (and the key) must never be sent there.
+    let internal = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = internal.local_addr().unwrap().port();
+    internal.set_nonblocking(true).unwrap();
+    let (fake, session, _) = openai().await;
+    for status in [307, 302, 308, 301] {
+        fake.push(FakeReply::raw(status, "").header(
+            "location",
+            format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        ));
+    }
+    for _ in 0..4 {
+        let err = session.chat(call()).await.unwrap_err();
+        assert!(
+            !matches!(err, LlmError::Transient { .. }),
+            "not retried: {err}"
+        );
+        assert!(err.to_string().contains("never followed"), "{err}");
+    }
+    assert!(
+        internal.accept().is_err(),
+        "nothing ever connected to the internal address"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        4,
+        "one request each, no retry through the redirect"
+    );
+}
