@@ -1,7 +1,9 @@
 //! Rate limits per route class and per key.
 //!
 //! The key is the user when the request is authenticated, otherwise the client address
-//! ([`ClientIp`], which honours `X-Forwarded-For` only from trusted proxies). Limits are GCRA
+//! ([`ClientIp`], which honours `X-Forwarded-For` only from trusted proxies); the auth routes
+//! (login, registration, refresh) are always keyed by the client address, whatever token comes
+//! with them. Limits are GCRA
 //! ("N per minute, burst N"): in memory by default ([`governor`]), in Redis when configured so
 //! that every server process shares them. When Redis fails or is slow the decision is made in
 //! memory instead — requests are never refused because the limiter's backend is down — and
@@ -223,19 +225,23 @@ impl RateLimiter {
         self.inner.memory.check(class, key)
     }
 
-    /// The key of a request: the extension set upstream, else the resolver's, else the client
-    /// address.
-    fn key_for(&self, req: &Request) -> RateLimitKey {
-        if let Some(key) = req.extensions().get::<RateLimitKey>() {
-            return key.clone();
-        }
-        if let Some(key) = self
-            .inner
-            .resolver
-            .as_ref()
-            .and_then(|r| r.resolve(req.headers()))
-        {
-            return key;
+    /// The key of a request: on the auth routes always the client address (login,
+    /// registration and refresh are what a token would be used to get around: each new
+    /// account's token would key the next registration); elsewhere the extension set upstream,
+    /// else the resolver's, else the client address.
+    fn key_for(&self, class: RouteClass, req: &Request) -> RateLimitKey {
+        if class != RouteClass::Auth {
+            if let Some(key) = req.extensions().get::<RateLimitKey>() {
+                return key.clone();
+            }
+            if let Some(key) = self
+                .inner
+                .resolver
+                .as_ref()
+                .and_then(|r| r.resolve(req.headers()))
+            {
+                return key;
+            }
         }
         match req.extensions().get::<ClientIp>() {
             Some(ClientIp(ip)) => RateLimitKey::client(*ip),
@@ -251,7 +257,7 @@ pub(crate) async fn enforce(
     req: Request,
     next: Next,
 ) -> Response {
-    let key = limiter.key_for(&req);
+    let key = limiter.key_for(class, &req);
     let Some(decision) = limiter.check(class, &key).await else {
         return next.run(req).await;
     };

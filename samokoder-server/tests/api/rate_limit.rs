@@ -144,6 +144,46 @@ async fn keys_on_the_user_when_authenticated_and_on_the_address_otherwise() {
 }
 
 #[tokio::test]
+async fn auth_routes_count_against_the_address_whatever_token_comes_with_them() {
+    // The outside review registered 40 accounts a minute from one address, each new account's
+    // token keying the next request. On the auth routes a token changes nothing.
+    let (_dir, mut config) = limited_config(100);
+    config.rate_limit.auth_per_minute = 3;
+    let state = AppState::builder(config, Secrets::generate())
+        .rate_limit_key_resolver(TestUser)
+        .build()
+        .await
+        .unwrap();
+    let router = samokoder_server::router_with(state, helpers::test_api());
+    let login = |user: &str| {
+        request_from("POST", "/v1/test/login", "198.51.100.9:1")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-test-user", user)
+            .body(Body::from("username=a&password=b"))
+            .unwrap()
+    };
+    for user in ["a", "b", "c"] {
+        assert_eq!(
+            send(&router, login(user)).await.status,
+            StatusCode::OK,
+            "{user}"
+        );
+    }
+    assert_eq!(
+        send(&router, login("d")).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a fresh identity does not reset the address's allowance"
+    );
+    // Elsewhere the user is still the key.
+    assert_eq!(
+        get_as(&router, "198.51.100.9:1", &[("x-test-user", "d")])
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn keys_on_an_extension_set_by_an_outer_layer() {
     let (_dir, config) = limited_config(1);
     let router = helpers::router(config).await;
