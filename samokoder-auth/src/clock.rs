@@ -48,7 +48,7 @@ impl ManualClock {
     }
 
     /// A clock stopped at the current system time, rounded down to whole seconds (the
-    /// resolution of JWT timestamps), so values read back from tokens compare equal.
+    /// resolution of a token's `exp`), so values read back from tokens compare equal.
     pub fn starting_now() -> Self {
         Self::new(Utc::now().trunc_subsecs(0))
     }

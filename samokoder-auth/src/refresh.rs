@@ -233,10 +233,10 @@ impl RefreshService {
     /// revoked, and every access token issued up to now stops working. Returns how many
     /// families were revoked.
     ///
-    /// Token times have one-second resolution, so a token issued within the same second,
-    /// after this call, is revoked too; its client has to refresh or log in again.
+    /// The mark has the tokens' resolution (microseconds): a token issued after this call
+    /// lives, however soon after.
     pub async fn logout_all(&self, user_id: Uuid) -> AuthResult<u64> {
-        let now = self.issuer.clock().now();
+        let now = self.issuer.now();
         let revoked = self.families.revoke_user_families(user_id, now).await?;
         self.revocations
             .revoke_user_tokens_before(user_id, now)
@@ -571,8 +571,9 @@ mod tests {
             .await
             .unwrap();
 
-        // A login after the logout (in a later second) works.
-        f.clock.advance(Duration::seconds(1));
+        // A login right after the logout, in the same second, works: marks and tokens are
+        // precise to the microsecond.
+        f.clock.advance(Duration::microseconds(1));
         let fresh = f.service.login(user).await.unwrap();
         let claims = f
             .service

@@ -1,9 +1,11 @@
 //! JWT access and refresh tokens, signed with a rotating keyring.
 //!
 //! * **Claims**: `sub` (user id, a UUID — never the e-mail), `jti` (random UUID), `iat`, `exp`
-//!   (whole seconds), `typ` (`"access"` or `"refresh"`), on refresh tokens `fam` (the refresh
-//!   family, see [`crate::refresh`]), and `iss`/`aud` when configured. A token of one type is
-//!   never accepted as the other.
+//!   (whole seconds, as RFC 7519 has them), `iat_us` (microseconds into the `iat` second, so a
+//!   token issued right after a "log out everywhere" mark is not caught by it), `typ`
+//!   (`"access"` or `"refresh"`), on refresh tokens `fam` (the refresh family, see
+//!   [`crate::refresh`]), and `iss`/`aud` when configured. A token of one type is never
+//!   accepted as the other.
 //! * **Keys** have ids. The header's `kid` picks the verifying key, so several keys verify at
 //!   once while one signs: to rotate, append a new key (it becomes the signer), keep the old one
 //!   until the longest-lived token it signed has expired (the refresh lifetime), then remove it.
@@ -234,6 +236,10 @@ struct WireClaims {
     sub: Uuid,
     jti: Uuid,
     iat: i64,
+    /// Microseconds into the `iat` second (below 1,000,000); tokens without it count from
+    /// the whole second.
+    #[serde(default)]
+    iat_us: u32,
     exp: i64,
     typ: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -394,9 +400,10 @@ impl TokenIssuer {
         &self.clock
     }
 
-    /// The current time at JWT resolution (whole seconds).
+    /// The current time at token resolution (microseconds, the resolution of `iat` with
+    /// `iat_us` and of the stores' revocation marks).
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now().trunc_subsecs(0)
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// Signs a new access token for `user_id`.
@@ -427,6 +434,7 @@ impl TokenIssuer {
             sub: user_id,
             jti: token_id,
             iat: issued_at.timestamp(),
+            iat_us: issued_at.timestamp_subsec_micros(),
             exp: expires_at.timestamp(),
             typ: typ.as_str().to_owned(),
             fam: family_id,
@@ -453,7 +461,7 @@ impl TokenIssuer {
         Ok(AccessClaims {
             user_id: claims.sub,
             token_id: claims.jti,
-            issued_at: timestamp(claims.iat)?,
+            issued_at: issue_time(&claims)?,
             expires_at: timestamp(claims.exp)?,
         })
     }
@@ -479,7 +487,7 @@ impl TokenIssuer {
             user_id: claims.sub,
             token_id: claims.jti,
             family_id,
-            issued_at: timestamp(claims.iat)?,
+            issued_at: issue_time(&claims)?,
             expires_at: timestamp(claims.exp)?,
         })
     }
@@ -552,6 +560,15 @@ fn seconds(value: u64) -> Duration {
 
 fn timestamp(seconds: i64) -> AuthResult<DateTime<Utc>> {
     DateTime::from_timestamp(seconds, 0)
+        .ok_or(AuthError::InvalidToken(InvalidTokenReason::Malformed))
+}
+
+/// `iat` with its microseconds.
+fn issue_time(claims: &WireClaims) -> AuthResult<DateTime<Utc>> {
+    if claims.iat_us >= 1_000_000 {
+        return Err(AuthError::InvalidToken(InvalidTokenReason::Malformed));
+    }
+    DateTime::from_timestamp(claims.iat, claims.iat_us * 1_000)
         .ok_or(AuthError::InvalidToken(InvalidTokenReason::Malformed))
 }
 
@@ -781,6 +798,63 @@ mod tests {
         assert!(matches!(
             ours.verify_access(&no_kid),
             Err(AuthError::InvalidToken(InvalidTokenReason::MissingKeyId))
+        ));
+    }
+
+    #[test]
+    fn issue_times_keep_their_microseconds() {
+        let (issuer, clock) = issuer_at(&config(vec![key("k1", SECRET_A)]));
+        // Nanoseconds beyond the microsecond are dropped, as the stores drop them.
+        let at = start() + Duration::nanoseconds(123_456_789);
+        clock.set(at);
+        let issued = issuer.issue_access(Uuid::new_v4()).unwrap();
+        let claims = claims_of(issued.token.expose());
+        assert_eq!(claims["iat"], start().timestamp());
+        assert_eq!(claims["iat_us"], 123_456);
+        let micros = start() + Duration::microseconds(123_456);
+        assert_eq!(issued.issued_at, micros);
+        assert_eq!(
+            issuer
+                .verify_access(issued.token.expose())
+                .unwrap()
+                .issued_at,
+            micros
+        );
+        let refresh = issuer
+            .issue_refresh(Uuid::new_v4(), Uuid::new_v4())
+            .unwrap();
+        assert_eq!(
+            issuer
+                .verify_refresh(refresh.token.expose())
+                .unwrap()
+                .issued_at,
+            micros
+        );
+        assert_eq!(issued.lifetime_seconds(), 900);
+
+        // A token from before `iat_us` counts from its whole second; an impossible fraction is
+        // malformed.
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        let sign = |claims: &serde_json::Value| {
+            jsonwebtoken::encode(
+                &header,
+                claims,
+                &EncodingKey::from_secret(SECRET_A.as_bytes()),
+            )
+            .unwrap()
+        };
+        let mut older = claims.clone();
+        older.as_object_mut().unwrap().remove("iat_us");
+        assert_eq!(
+            issuer.verify_access(&sign(&older)).unwrap().issued_at,
+            start()
+        );
+        let mut impossible = claims;
+        impossible["iat_us"] = 1_000_000.into();
+        assert!(matches!(
+            issuer.verify_access(&sign(&impossible)),
+            Err(AuthError::InvalidToken(InvalidTokenReason::Malformed))
         ));
     }
 

@@ -232,7 +232,7 @@ async fn login(
     let decision = attempt.decision();
     let user = state.store().users.find_by_email(&account).await?;
     if let LockoutDecision::Locked { .. } = decision {
-        // The wall clock, not the issuer's (which has whole seconds, as tokens do).
+        // The wall clock, not the issuer's (which an embedder may have replaced).
         let retry_after = decision.retry_after_seconds(chrono::Utc::now());
         m::record_auth_attempt(AuthOutcome::LockedOut);
         m::record_auth_lockout();
@@ -567,9 +567,6 @@ async fn change_password(
         .set_password_hash(user.id, &hash)
         .await?;
     auth.refresh.logout_all(user.id).await?;
-    // Revocation marks have one-second resolution: a token issued in the same second as the
-    // mark counts as issued before it. Wait for the next second so the new pair lives.
-    wait_for_next_second(auth).await;
     let pair = auth.refresh.login(user.id).await?;
     AuditEvent::new(AuditAction::PasswordChanged)
         .by(user.id)
@@ -577,13 +574,4 @@ async fn change_password(
         .record(state.store())
         .await;
     Ok(session_response(&state, StatusCode::OK, &pair, &user.email))
-}
-
-/// Sleeps until the issuer's clock enters the next whole second.
-async fn wait_for_next_second(auth: &crate::security::AuthServices) {
-    let now = auth.issuer.clock().now();
-    let into_second = u64::from(now.timestamp_subsec_millis()).min(999);
-    // A few milliseconds past the boundary, so clock granularity cannot land us just before it.
-    let wait = std::time::Duration::from_millis(1000 - into_second + 5);
-    tokio::time::sleep(wait).await;
 }

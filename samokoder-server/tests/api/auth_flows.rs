@@ -453,6 +453,34 @@ async fn refresh_and_logout_read_a_null_body_as_no_body() {
     app.stop().await;
 }
 
+/// Review finding 10: revocation marks had one-second resolution, so a login in the same second
+/// as a "log out everywhere" got a token that was already revoked.
+#[tokio::test]
+async fn a_login_right_after_logout_all_gives_a_live_session() {
+    let app = TestApp::spawn().await;
+    let email = "quick@example.com";
+    let mut current = app.register(email).await;
+    for round in 0..10 {
+        send(app.as_user(Method::POST, "/v1/auth/logout-all", &current))
+            .await
+            .ok(StatusCode::OK);
+        let fresh = session_of(&app.login(email, PASSWORD).await, StatusCode::OK);
+        let me = send(app.as_user(Method::GET, "/v1/auth/me", &fresh)).await;
+        assert_eq!(me.status, StatusCode::OK, "round {round}: {}", me.text);
+        send(
+            app.request(Method::POST, "/v1/auth/refresh")
+                .json(&json!({"refresh_token": fresh.refresh})),
+        )
+        .await
+        .ok(StatusCode::OK);
+        send(app.as_user(Method::GET, "/v1/auth/me", &current))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "token_revoked");
+        current = fresh;
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn logout_all_ends_every_session() {
     let app = TestApp::spawn().await;
