@@ -152,7 +152,11 @@ async fn a_provider_outage_retries_the_run_later_and_it_completes() {
     // its one retry, the worker puts the run back for later, and the next attempt succeeds.
     let script = Script::default();
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let ga = GenApp::spawn(Script::default(), |_| {}).await;
+    let ga = GenApp::spawn(Script::default(), |config| {
+        // A lease that cannot lapse on a loaded machine: only the outage may restart the run.
+        config.workers.lease_secs = 60;
+    })
+    .await;
     let counter = failures.clone();
     ga.fake.respond_with(move |request| {
         if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
