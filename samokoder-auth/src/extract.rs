@@ -176,9 +176,24 @@ impl AuthState {
     }
 }
 
-/// `Some(Ok(token))` for `Authorization: Bearer <token>`, `Some(Err(()))` for a bearer header
-/// that carries no usable token, `None` when there is no header or it is another scheme.
-fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+/// `Some(Ok(token))` for `Authorization: Bearer <token>` (the scheme in any case),
+/// `Some(Err(()))` for a bearer header that carries no usable token, `None` when there is no
+/// header or it is another scheme.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+/// use samokoder_auth::extract::bearer_token;
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(bearer_token(&headers), None);
+/// headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+/// assert_eq!(bearer_token(&headers), Some(Ok("abc")));
+/// headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
+/// assert_eq!(bearer_token(&headers), Some(Err(())));
+/// headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcg=="));
+/// assert_eq!(bearer_token(&headers), None);
+/// ```
+pub fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     let value = headers.get(AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {
         return Some(Err(()));

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 /// A string secret (password, API key, signing key, token).
@@ -30,6 +31,22 @@ impl SecretString {
     /// The secret itself. Every call site is a place where the secret leaves its wrapper.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `presented` is this secret, compared in time that does not depend on where the
+    /// two first differ (only on their lengths), so a caller guessing a token byte by byte
+    /// learns nothing from response times. An empty secret matches nothing.
+    ///
+    /// ```
+    /// use samokoder_auth::secret::SecretString;
+    ///
+    /// let token = SecretString::new("scrape-7f3a");
+    /// assert!(token.matches("scrape-7f3a"));
+    /// assert!(!token.matches("scrape-7f3b"));
+    /// assert!(!SecretString::new("").matches(""));
+    /// ```
+    pub fn matches(&self, presented: &str) -> bool {
+        !self.0.is_empty() && bool::from(self.0.as_bytes().ct_eq(presented.as_bytes()))
     }
 
     /// Whether the secret is the empty string.
@@ -83,6 +100,16 @@ mod tests {
         let secret = SecretString::new("hunter2");
         let shown = format!("{secret} {secret:?} {:?}", Some(&secret));
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn matches_only_the_whole_secret() {
+        let secret = SecretString::new("abcdef");
+        assert!(secret.matches("abcdef"));
+        assert!(!secret.matches("abcde"));
+        assert!(!secret.matches("abcdefg"));
+        assert!(!secret.matches("Abcdef"));
+        assert!(!secret.matches(""));
     }
 
     #[test]

@@ -276,9 +276,23 @@ impl Client {
         decode_json(ops::READY.operation_id, response).await
     }
 
-    /// `GET /metrics`: the Prometheus text exposition.
+    /// `GET /metrics`: the Prometheus text exposition, from a server without a scrape token
+    /// (development); see [`Client::metrics_with_token`].
     pub async fn metrics(&self) -> Result<String, Error> {
         let response = self.call(&ops::METRICS, &[]).send().await?;
+        Ok(success(response).await?.text().await?)
+    }
+
+    /// `GET /metrics` with the server's scrape token (`metrics.token`), sent as the bearer
+    /// credential instead of any session token.
+    pub async fn metrics_with_token(&self, scrape_token: &str) -> Result<String, Error> {
+        let bearer = HeaderValue::try_from(format!("Bearer {scrape_token}"))
+            .map_err(|_| Error::InvalidRequest("a scrape token is printable ASCII".into()))?;
+        let response = self
+            .call(&ops::METRICS, &[])
+            .header("authorization", bearer)
+            .send()
+            .await?;
         Ok(success(response).await?.text().await?)
     }
 

@@ -19,6 +19,8 @@ use utoipa::{Modify, OpenApi};
 pub const BEARER_SCHEME: &str = "bearer";
 /// Security scheme name for the `access_token` cookie the web app uses.
 pub const COOKIE_SCHEME: &str = "cookie";
+/// Security scheme name for the scrape token `/metrics` may require.
+pub const METRICS_SCHEME: &str = "metrics_token";
 
 /// The parts of the document not tied to a route.
 #[derive(OpenApi)]
@@ -59,6 +61,17 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some("An access token from /v1/auth/login"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            METRICS_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The scrape token of `metrics.token`, for GET /metrics only",
+                    ))
                     .build(),
             ),
         );
@@ -104,6 +117,13 @@ const VALIDATION_ERROR: CommonResponse = CommonResponse {
     status: "422",
     description: "A field, query or path parameter is invalid; `errors` lists each problem",
 };
+const CROSS_ORIGIN_REFUSED: CommonResponse = CommonResponse {
+    name: "CrossOriginRefused",
+    status: "403",
+    description: "`cross_origin_refused`: a browser sent this state-changing request for another \
+        origin (its `Origin` is neither the server's nor a configured one, or `Sec-Fetch-Site` \
+        is `same-site` or `cross-site`)",
+};
 const TOO_MANY_REQUESTS: CommonResponse = CommonResponse {
     name: "TooManyRequests",
     status: "429",
@@ -120,8 +140,9 @@ const SERVICE_UNAVAILABLE: CommonResponse = CommonResponse {
     description: "The request took too long or a dependency is down",
 };
 
-const ALL: [&CommonResponse; 7] = [
+const ALL: [&CommonResponse; 8] = [
     &BAD_REQUEST,
+    &CROSS_ORIGIN_REFUSED,
     &PAYLOAD_TOO_LARGE,
     &UNSUPPORTED_MEDIA_TYPE,
     &VALIDATION_ERROR,
@@ -134,6 +155,7 @@ const ALL: [&CommonResponse; 7] = [
 /// that can give them (unless the operation documents that status itself):
 /// - every operation: 500 and 503;
 /// - rate-limited operations (under `/v1`): 429;
+/// - state-changing operations (not `GET`): 403 `cross_origin_refused`;
 /// - operations with a body: 400, 413, 415, 422;
 /// - operations with parameters: 422.
 pub(crate) fn finish(doc: &mut Document) {
@@ -192,8 +214,10 @@ pub(crate) fn finish(doc: &mut Document) {
     }
     for (path, item) in &mut doc.paths.paths {
         let limited = path.starts_with("/v1");
+        if let Some(operation) = &mut item.get {
+            add_common_responses(operation, limited, false);
+        }
         for operation in [
-            &mut item.get,
             &mut item.put,
             &mut item.post,
             &mut item.delete,
@@ -202,17 +226,20 @@ pub(crate) fn finish(doc: &mut Document) {
         .into_iter()
         .flatten()
         {
-            add_common_responses(operation, limited);
+            add_common_responses(operation, limited, true);
         }
     }
 }
 
-fn add_common_responses(operation: &mut Operation, limited: bool) {
+fn add_common_responses(operation: &mut Operation, limited: bool, changes_state: bool) {
     let has_body = operation.request_body.is_some();
     let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let mut wanted = vec![&INTERNAL_ERROR, &SERVICE_UNAVAILABLE];
     if limited {
         wanted.push(&TOO_MANY_REQUESTS);
+    }
+    if changes_state {
+        wanted.push(&CROSS_ORIGIN_REFUSED);
     }
     if has_body {
         wanted.extend([&BAD_REQUEST, &PAYLOAD_TOO_LARGE, &UNSUPPORTED_MEDIA_TYPE]);

@@ -24,6 +24,23 @@ async fn health_readiness_and_metrics() {
 }
 
 #[tokio::test]
+async fn metrics_behind_a_scrape_token() {
+    let (dir, mut config) = crate::helpers::config();
+    let token = "scrape-4c1e0b9a7d2f4e6b8a1c3d5e7f9a0b2c";
+    config.metrics.token = Some(token.into());
+    let server = crate::helpers::spawn_with(dir, config).await;
+    let client = server.client();
+    let refused = client.metrics().await.unwrap_err();
+    assert_eq!(refused.code(), Some("metrics_token_invalid"), "{refused}");
+    assert_eq!(refused.status(), Some(StatusCode::UNAUTHORIZED));
+    let wrong = client.metrics_with_token("not-it").await.unwrap_err();
+    assert_eq!(wrong.code(), Some("metrics_token_invalid"), "{wrong}");
+    let metrics = client.metrics_with_token(token).await.unwrap();
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+    assert!(client.metrics_with_token("line\nbreak").await.is_err());
+}
+
+#[tokio::test]
 async fn the_model_catalogue_needs_no_session() {
     let server = spawn().await;
     let client = server.client();

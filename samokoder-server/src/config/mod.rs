@@ -113,6 +113,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Cross-origin requests from browsers.
     pub cors: CorsConfig,
+    /// Who may scrape `/metrics`.
+    pub metrics: MetricsConfig,
     /// Proxies whose `X-Forwarded-For` is believed, as CIDRs or bare addresses. Empty (the
     /// default) means the peer address is always the client. Env: `SAMOKODER_TRUSTED_PROXIES`.
     #[serde(deserialize_with = "serde_util::ip_nets")]
@@ -149,6 +151,7 @@ impl Default for Config {
             log: LogConfig::default(),
             secrets: SecretsConfig::default(),
             cors: CorsConfig::default(),
+            metrics: MetricsConfig::default(),
             trusted_proxies: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
@@ -223,6 +226,18 @@ pub struct SecretsConfig {
     /// Env: `SAMOKODER_SECRETS__SECRET_BOX_KEYS`.
     #[serde(deserialize_with = "serde_util::keyed_secrets")]
     pub secret_box_keys: Vec<KeyedSecret>,
+}
+
+/// Access to the Prometheus endpoint, whose counters (lockouts, refresh-token reuse, costs,
+/// process figures) help an attacker as much as an operator.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A bearer token scrapers must present (`Authorization: Bearer <token>`); at least 32
+    /// characters in production. Unset means `/metrics` is open outside production and closed
+    /// (403 `metrics_token_required`) in production. Env: `SAMOKODER_METRICS__TOKEN`.
+    #[serde(serialize_with = "redact_optional")]
+    pub token: Option<SecretString>,
 }
 
 /// Cross-origin settings. Credentials (cookies) are always allowed, so origins are an explicit
@@ -527,4 +542,15 @@ impl Config {
 /// Serializes any secret as a fixed marker.
 pub(crate) fn redact<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str("[redacted]")
+}
+
+/// Serializes an optional secret as the fixed marker, or as nothing when it is unset.
+fn redact_optional<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => redact(secret, s),
+        None => s.serialize_none(),
+    }
 }

@@ -113,10 +113,11 @@ pub(super) fn validate(config: &Config) -> Result<Vec<Warning>, ConfigError> {
     let mut weak = Vec::new();
     for key in &secrets.jwt_keys {
         let setting = format!("secrets.jwt_keys[kid={}]", key.kid);
-        if let Some(reason) = jwt_key_weakness(key) {
+        if let Some(reason) = secret_weakness(key.secret.expose()) {
             weak.push(Problem::new(setting, reason));
         }
     }
+    check_metrics(config, &mut problems, &mut weak, &mut warnings);
     for key in &secrets.secret_box_keys {
         let setting = format!("secrets.secret_box_keys[kid={}]", key.kid);
         match key.secret_box_bytes() {
@@ -175,9 +176,35 @@ pub(super) fn validate(config: &Config) -> Result<Vec<Warning>, ConfigError> {
     }
 }
 
-/// Why a JWT key is unfit for production, if it is.
-fn jwt_key_weakness(key: &KeyedSecret) -> Option<&'static str> {
-    let value = key.secret.expose();
+/// The scrape token: an empty one can never be presented (a mistake anywhere); a weak one is
+/// fatal only in production; none at all in production closes `/metrics`, which is safe but
+/// worth saying.
+fn check_metrics(
+    config: &Config,
+    problems: &mut Vec<Problem>,
+    weak: &mut Vec<Problem>,
+    warnings: &mut Vec<Warning>,
+) {
+    match &config.metrics.token {
+        Some(token) if token.expose().trim().is_empty() => problems.push(Problem::new(
+            "metrics.token",
+            "empty: no scraper could present it; unset it or generate one",
+        )),
+        Some(token) => {
+            if let Some(reason) = secret_weakness(token.expose()) {
+                weak.push(Problem::new("metrics.token", reason));
+            }
+        }
+        None if config.env.is_production() => warnings.push(Problem::new(
+            "metrics.token",
+            "unset in production: /metrics refuses every scrape until a token is configured",
+        )),
+        None => {}
+    }
+}
+
+/// Why a generated secret (a signing key, a token) is unfit for production, if it is.
+fn secret_weakness(value: &str) -> Option<&'static str> {
     if value.trim().is_empty() {
         return Some("empty");
     }

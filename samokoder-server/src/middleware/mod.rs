@@ -6,7 +6,10 @@
 //! 1. `request_id` — first, so every log line and error body below can carry the id.
 //! 2. `security_headers` — outside everything that can produce a response (CORS preflights,
 //!    404, 405, 413, 429, timeouts, panics), so none of them goes out without the headers.
-//! 3. CORS — before routing, because preflights are `OPTIONS` requests no route declares.
+//! 3. CORS — before routing, because preflights are `OPTIONS` requests no route declares;
+//!    right inside it the origin check ([`origin`]), which refuses state-changing requests a
+//!    browser sends for a foreign origin before any handler runs (and inside CORS so an allowed
+//!    origin's refusal is still readable by its page).
 //! 4. catch panic — a safety net for the outer layers themselves.
 //! 5. path normalisation — rewrites `/api/v1/...` and trailing slashes before the router
 //!    matches (see [`paths`]).
@@ -28,6 +31,7 @@ pub(crate) mod client_ip;
 mod cors;
 mod http_metrics;
 mod limits;
+mod origin;
 mod panic;
 pub(crate) mod paths;
 pub mod request_id;
@@ -70,6 +74,10 @@ pub(crate) fn outer(router: Router<AppState>, state: AppState) -> Router {
             security_headers::security_headers,
         ))
         .layer(cors)
+        .layer(from_fn_with_state(
+            origin::TrustedOrigins::new(&config.cors_origins()),
+            origin::refuse_cross_origin,
+        ))
         .layer(CatchPanicLayer::custom(panic::PanicResponse))
         .layer(MapRequestLayer::new(paths::normalize_request))
         .service(router.with_state(state));

@@ -316,12 +316,18 @@ fn production_accepts_strong_independent_secrets() {
     };
     config.secrets.jwt_keys = vec![KeyedSecret::new("2026-01", STRONG_JWT)];
     config.secrets.secret_box_keys = vec![KeyedSecret::new("2026-01", STRONG_BOX)];
-    // Without a preview origin, previews are reachable on the server's machine only: a
-    // warning in production.
+    // Without a preview origin, previews are reachable on the server's machine only; without a
+    // scrape token, /metrics is closed: warnings in production.
     let warnings = config.validate().unwrap();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert_eq!(warnings[0].setting, "preview.origin");
+    let mut settings: Vec<&str> = warnings.iter().map(|w| w.setting.as_str()).collect();
+    settings.sort_unstable();
+    assert_eq!(
+        settings,
+        ["metrics.token", "preview.origin"],
+        "{warnings:?}"
+    );
     config.preview.origin = Some("https://{id}.preview.example.test".into());
+    config.metrics.token = Some(STRONG_JWT.into());
     assert!(config.validate().unwrap().is_empty());
     assert_eq!(config.log_format(), LogFormat::Json);
     assert!(config.cors_origins().is_empty());
@@ -329,6 +335,32 @@ fn production_accepts_strong_independent_secrets() {
     config.secrets.secret_box_keys = vec![KeyedSecret::new("reused", STRONG_JWT)];
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("secret_box_keys[kid=reused]"), "{err}");
+}
+
+#[test]
+fn the_scrape_token_must_be_strong_in_production_and_never_empty() {
+    let mut config = Config {
+        env: Environment::Production,
+        ..Config::default()
+    };
+    config.secrets.jwt_keys = vec![KeyedSecret::new("2026-01", STRONG_JWT)];
+    config.secrets.secret_box_keys = vec![KeyedSecret::new("2026-01", STRONG_BOX)];
+    config.preview.origin = Some("https://{id}.preview.example.test".into());
+    for weak in ["metrics-token", "CHANGE_ME_CHANGE_ME_CHANGE_ME_CHANGE_ME"] {
+        config.metrics.token = Some(weak.into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("metrics.token"), "{err}");
+        assert!(err.contains("SAMOKODER_METRICS__TOKEN"), "{err}");
+        assert!(!err.contains(weak), "printed the token: {err}");
+    }
+    // Outside production a short token only warns; an empty one can never be presented.
+    config.env = Environment::Development;
+    let warnings = config.validate().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].setting, "metrics.token");
+    config.metrics.token = Some(" ".into());
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("metrics.token"), "{err}");
 }
 
 #[test]
@@ -351,11 +383,12 @@ fn printing_never_shows_secrets() {
     let mut config = Config::default();
     config.secrets.jwt_keys = vec![KeyedSecret::new("k", STRONG_JWT)];
     config.secrets.secret_box_keys = vec![KeyedSecret::new("k", STRONG_BOX)];
+    config.metrics.token = Some("scrape-token-hunter3".into());
     config.database_url = Some(samokoder_server::config::ConnectionUrl::new(
         "postgres://app:db-hunter2@db/samokoder",
     ));
     for shown in [format!("{config:?}"), config.to_redacted_toml()] {
-        for secret in [STRONG_JWT, STRONG_BOX, "db-hunter2"] {
+        for secret in [STRONG_JWT, STRONG_BOX, "db-hunter2", "scrape-token-hunter3"] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("[redacted]"), "{shown}");

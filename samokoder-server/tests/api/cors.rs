@@ -77,3 +77,74 @@ async fn actual_requests_expose_the_useful_headers() {
         assert!(exposed.contains(name), "{exposed}");
     }
 }
+
+/// Review finding 13: `SameSite=Strict` lets same-site pages (a sibling subdomain, a preview on
+/// another port) send the session cookie; the browser's `Origin` / `Sec-Fetch-Site` say where a
+/// request comes from, and a foreign one must not change state.
+#[tokio::test]
+async fn a_foreign_origin_cannot_change_state_with_the_session_cookie() {
+    use crate::app::{TestApp, send as send_http};
+    use reqwest::Method;
+
+    let app = TestApp::spawn().await;
+    let session = app.user().await;
+    let cookie = format!("access_token={}", session.access);
+    let address = app.server.address();
+    let own_origin = format!("http://{address}");
+    let refused: Vec<(Option<String>, Option<&str>)> = vec![
+        (Some("https://evil.example".to_owned()), None),
+        (Some(format!("http://preview.{address}")), Some("same-site")),
+        (
+            Some(format!("http://{}:{}", address.ip(), address.port() + 1)),
+            Some("same-site"),
+        ),
+        (Some("null".to_owned()), Some("cross-site")),
+        (None, Some("same-site")),
+        (None, Some("cross-site")),
+    ];
+    for (origin, fetch_site) in refused {
+        let mut request = app
+            .request(Method::POST, "/v1/auth/logout-all")
+            .header("cookie", &cookie);
+        if let Some(origin) = &origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let reply = send_http(request).await;
+        reply.assert_error(StatusCode::FORBIDDEN, "cross_origin_refused");
+        assert!(
+            reply.set_cookies().is_empty(),
+            "{origin:?}: cookies cleared"
+        );
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    }
+    // None of them ended the session.
+    send_http(app.as_user(Method::GET, "/v1/auth/me", &session))
+        .await
+        .ok(StatusCode::OK);
+
+    // The server's own origin (the docs page), a configured origin, and a client that is not a
+    // browser may.
+    let reply = send_http(
+        app.request(Method::POST, "/v1/auth/logout-all")
+            .header("cookie", &cookie)
+            .header("origin", &own_origin)
+            .header("sec-fetch-site", "same-origin"),
+    )
+    .await;
+    assert_eq!(reply.ok(StatusCode::OK)["sessions_revoked"], 1);
+    let other = app.user().await;
+    let reply = send_http(
+        app.as_user(Method::POST, "/v1/auth/logout", &other)
+            .header("origin", ALLOWED_ORIGIN)
+            .header("sec-fetch-site", "cross-site"),
+    )
+    .await;
+    assert!(reply.status.is_success(), "{}", reply.text);
+    let third = app.user().await;
+    let reply = send_http(app.as_user(Method::POST, "/v1/auth/logout-all", &third)).await;
+    assert!(reply.status.is_success(), "{}", reply.text);
+    app.stop().await;
+}

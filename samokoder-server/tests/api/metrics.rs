@@ -128,3 +128,54 @@ async fn the_store_feeds_pool_and_queue_gauges() {
     // presence is certain here (its value is whichever server was scraped last).
     assert!(text.contains(r#"job_queue_depth{queue="jobs"}"#), "{text}");
 }
+
+#[tokio::test]
+async fn a_configured_token_is_required_to_scrape() {
+    let (_dir, mut config) = helpers::config();
+    let token = "scrape-0d6c1f5e9b2a47c8a3e1f0b7d4c2a9e6";
+    config.metrics.token = Some(token.into());
+    let router = helpers::router(config).await;
+
+    let scrape = |authorization: Option<String>| {
+        let router = router.clone();
+        async move {
+            let mut request = helpers::request("GET", "/metrics");
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            helpers::send(&router, request.body(axum::body::Body::empty()).unwrap()).await
+        }
+    };
+    for refused in [
+        None,
+        Some("Bearer wrong-token".to_owned()),
+        Some(format!("Bearer {}", &token[..token.len() - 1])),
+        Some(format!("Basic {token}")),
+    ] {
+        let answer = scrape(refused.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+        assert_eq!(answer.json()["code"], "metrics_token_invalid");
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(r#"Bearer realm="metrics""#)
+        );
+        helpers::assert_security_headers(&answer.headers);
+        assert!(!answer.text().contains("http_requests_total"));
+    }
+    let answer = scrape(Some(format!("bearer {token}"))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.text().contains("# TYPE http_requests_total"));
+}
+
+#[tokio::test]
+async fn production_without_a_token_refuses_every_scrape() {
+    let (_dir, mut config) = helpers::config();
+    config.env = samokoder_server::Environment::Production;
+    // Production refuses the tests' weak password hashing.
+    config.auth.password_hash = samokoder_server::config::PasswordHashConfig::default();
+    let router = helpers::router(config).await;
+    let answer = helpers::get_path(&router, "/metrics").await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.json()["code"], "metrics_token_required");
+    assert!(!answer.text().contains("auth_lockouts_total"));
+}

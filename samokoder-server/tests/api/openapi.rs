@@ -52,6 +52,15 @@ fn document_describes_security_and_errors() {
     );
     assert!(doc["paths"]["/health/ready"]["get"].is_object());
     assert!(doc["paths"]["/metrics"]["get"].is_object());
+    assert_eq!(schemes["metrics_token"]["scheme"], "bearer");
+    assert_eq!(
+        doc["paths"]["/v1/auth/logout-all"]["post"]["responses"]["403"]["$ref"],
+        "#/components/responses/CrossOriginRefused"
+    );
+    assert!(
+        doc["paths"]["/v1/auth/me"]["get"]["responses"]["403"].is_null(),
+        "reads are never refused for their origin"
+    );
 }
 
 #[tokio::test]
