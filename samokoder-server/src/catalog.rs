@@ -192,13 +192,9 @@ fn limits(config: &ProviderConfig, model: &str) -> ModelLimits {
     limits
 }
 
-/// The price of `model` on `provider`; routers such as OpenRouter name models `vendor/model`,
-/// whose list price is the vendor's.
+/// The price of `model` on `provider`, as runs are billed.
 fn price(prices: &PriceTable, provider: &str, model: &str) -> Option<ModelPricing> {
-    let bare = model.rsplit('/').next().unwrap_or(model);
-    let price = prices
-        .lookup(provider, model)
-        .or_else(|| prices.lookup(provider, bare))?;
+    let price = prices.lookup(provider, model)?;
     Some(ModelPricing {
         input_per_million_usd: usd(price.input),
         output_per_million_usd: usd(price.output),

@@ -224,7 +224,8 @@ pub struct LlmConfig {
     /// unless one is given, `:*` for any). Empty: users cannot change base URLs at all.
     #[serde(default)]
     pub allowed_base_url_hosts: Vec<String>,
-    /// Provider-independent prices by model-name prefix, on top of the built-in table.
+    /// Provider-independent prices by model name (its dated snapshots match too), on top of the
+    /// built-in table.
     #[serde(default)]
     pub pricing: BTreeMap<String, ModelPrice>,
     /// The providers, by name.
@@ -444,7 +445,7 @@ impl LlmRegistry {
                 ))
             })?;
             if let Some(price) = provider.pricing {
-                prices.insert(Some(&name), "", price);
+                prices.insert_provider_default(&name, price);
             }
             for (model, m) in &provider.models {
                 if let Some(price) = m.pricing {

@@ -163,6 +163,17 @@ pub enum LlmError {
         /// The provider without a key.
         provider: String,
     },
+    /// A route of the run would spend the deployment's key on a model the deployment has no
+    /// price for, so no budget could count what it costs.
+    #[error(
+        "LLM configuration: model `{model}` on `{provider}` has no price on this deployment (choose a priced model, add your own key for `{provider}`, or have the operator price it in `llm.pricing`)"
+    )]
+    Unpriced {
+        /// The provider whose deployment key the route uses.
+        provider: String,
+        /// The model without a price.
+        model: String,
+    },
 }
 
 fn fmt_wait(wait: Option<Duration>) -> String {
@@ -196,6 +207,7 @@ impl LlmError {
                 | Self::BudgetExhausted(_)
                 | Self::Config(_)
                 | Self::MissingKey { .. }
+                | Self::Unpriced { .. }
         )
     }
 
@@ -232,6 +244,7 @@ impl LlmError {
             Self::DeadlineExceeded { .. } => "llm_deadline_exceeded",
             Self::Config(_) => "llm_config",
             Self::MissingKey { .. } => "provider_key_missing",
+            Self::Unpriced { .. } => "model_unpriced",
         }
     }
 }

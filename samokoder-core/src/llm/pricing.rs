@@ -142,15 +142,20 @@ impl ModelPrice {
 #[derive(Clone, Debug, PartialEq)]
 struct PriceEntry {
     provider: Option<String>,
-    model_prefix: String,
+    /// `None`: every model of `provider` (its configured default price).
+    model: Option<String>,
     price: ModelPrice,
 }
 
-/// Prices by model, matched on the longest model-name prefix so dated names
-/// (`claude-sonnet-4-20250514`, `gpt-4o-2024-08-06`) find their family.
+/// Prices by model. A name matches an entry when it is the entry's model exactly or a dated
+/// snapshot of it (`gpt-4o-2024-08-06`, `claude-sonnet-4-20250514`, `gpt-4-0613`,
+/// `…-latest`); the longest such entry wins. Anything else is a different model: `o3-pro` is not
+/// `o3`, `gpt-4o-audio-preview` is not `gpt-4o`, and has no price until one is configured.
+/// Routers that name models `vendor/model` (OpenRouter) find the vendor's price too.
 ///
-/// Entries may be tied to one provider (OpenRouter charges differently for the same model);
-/// those win over provider-independent ones.
+/// Entries may be tied to one provider (OpenRouter charges differently for the same model), and a
+/// provider may have a default price for all its models; those win over provider-independent
+/// entries.
 ///
 /// ```
 /// use samokoder_core::llm::{ModelPrice, PriceTable, Usage};
@@ -160,6 +165,8 @@ struct PriceEntry {
 /// let usage = Usage { prompt_tokens: 1_000, completion_tokens: 100, ..Usage::default() };
 /// // 1000 × $2.50/M + 100 × $10/M = $0.0025 + $0.001
 /// assert_eq!(prices.cost("openai", "gpt-4o-2024-08-06", &usage), Some(3_500));
+/// assert_eq!(prices.cost("openrouter", "openai/gpt-4o", &usage), Some(3_500));
+/// assert_eq!(prices.cost("openai", "gpt-4o-audio-preview", &usage), None);
 /// assert_eq!(prices.cost("openai", "unknown-model", &usage), None);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -175,7 +182,7 @@ impl PriceTable {
 
     /// A table with list prices of common OpenAI and Anthropic models (USD per million tokens,
     /// as published in 2025). Deployments override or extend it from configuration; a model
-    /// missing here costs nothing in budgets, and its records say `priced: false`.
+    /// missing here has no price, and a run on the deployment's key is refused for it.
     pub fn with_defaults() -> Self {
         let mut t = Self::empty();
         let defaults: &[(&str, &str, &str, Option<&str>)] = &[
@@ -188,6 +195,7 @@ impl PriceTable {
             ("gpt-5-mini", "0.25", "2.00", Some("0.025")),
             ("gpt-5-nano", "0.05", "0.40", Some("0.005")),
             ("o3", "2.00", "8.00", Some("0.50")),
+            ("o3-pro", "20.00", "80.00", None),
             ("o3-mini", "1.10", "4.40", Some("0.55")),
             ("o4-mini", "1.10", "4.40", Some("0.275")),
             ("claude-3-5-haiku", "0.80", "4.00", Some("0.08")),
@@ -195,7 +203,9 @@ impl PriceTable {
             ("claude-3-5-sonnet", "3.00", "15.00", Some("0.30")),
             ("claude-3-7-sonnet", "3.00", "15.00", Some("0.30")),
             ("claude-sonnet-4", "3.00", "15.00", Some("0.30")),
+            ("claude-sonnet-4-5", "3.00", "15.00", Some("0.30")),
             ("claude-opus-4", "15.00", "75.00", Some("1.50")),
+            ("claude-opus-4-1", "15.00", "75.00", Some("1.50")),
             ("claude-opus-4-5", "5.00", "25.00", Some("0.50")),
         ];
         for (model, input, output, cached) in defaults {
@@ -204,39 +214,90 @@ impl PriceTable {
         t
     }
 
-    /// Adds or replaces the price of models starting with `model_prefix` (for `provider` only,
-    /// or for every provider with `None`).
-    pub fn insert(&mut self, provider: Option<&str>, model_prefix: &str, price: ModelPrice) {
-        let provider = provider.map(str::to_owned);
+    /// Adds or replaces the price of `model` and its dated snapshots (for `provider` only, or
+    /// for every provider with `None`).
+    pub fn insert(&mut self, provider: Option<&str>, model: &str, price: ModelPrice) {
+        self.put(provider.map(str::to_owned), Some(model.to_owned()), price);
+    }
+
+    /// Adds or replaces the price of every model of `provider` that has no price of its own
+    /// there (a self-hosted provider at `0`, a gateway with one rate).
+    pub fn insert_provider_default(&mut self, provider: &str, price: ModelPrice) {
+        self.put(Some(provider.to_owned()), None, price);
+    }
+
+    fn put(&mut self, provider: Option<String>, model: Option<String>, price: ModelPrice) {
         match self
             .entries
             .iter_mut()
-            .find(|e| e.provider == provider && e.model_prefix == model_prefix)
+            .find(|e| e.provider == provider && e.model == model)
         {
             Some(entry) => entry.price = price,
             None => self.entries.push(PriceEntry {
                 provider,
-                model_prefix: model_prefix.to_owned(),
+                model,
                 price,
             }),
         }
     }
 
-    /// The price of `model` on `provider`, if known.
+    /// The price of `model` on `provider`, if known: the provider's own entries first (its
+    /// named models, then its default), then the provider-independent ones; for a
+    /// `vendor/model` name, the bare model's price when the full name has none.
     pub fn lookup(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
-        // Provider-specific entries first, then the longest matching prefix.
-        self.entries
-            .iter()
-            .filter(|e| model.starts_with(&e.model_prefix))
-            .filter(|e| e.provider.as_deref().is_none_or(|p| p == provider))
-            .max_by_key(|e| (e.provider.is_some(), e.model_prefix.len()))
-            .map(|e| &e.price)
+        let bare = model.rsplit_once('/').map(|(_, bare)| bare);
+        self.lookup_exact(provider, model)
+            .or_else(|| bare.and_then(|bare| self.lookup_exact(provider, bare)))
+    }
+
+    fn lookup_exact(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
+        let named = |for_provider: bool| {
+            self.entries
+                .iter()
+                .filter(|e| e.provider.is_some() == for_provider)
+                .filter(|e| e.provider.as_deref().is_none_or(|p| p == provider))
+                .filter_map(|e| {
+                    let known = e.model.as_deref()?;
+                    is_snapshot_suffix(model.strip_prefix(known)?).then_some((known.len(), e))
+                })
+                .max_by_key(|(len, _)| *len)
+                .map(|(_, e)| &e.price)
+        };
+        let provider_default = || {
+            self.entries
+                .iter()
+                .find(|e| e.model.is_none() && e.provider.as_deref() == Some(provider))
+                .map(|e| &e.price)
+        };
+        named(true)
+            .or_else(provider_default)
+            .or_else(|| named(false))
     }
 
     /// The cost of `usage` on `model`, or `None` for a model without a price.
     pub fn cost(&self, provider: &str, model: &str, usage: &Usage) -> Option<Micros> {
         self.lookup(provider, model).map(|p| p.cost(usage))
     }
+}
+
+/// Whether what follows a known model name makes it a dated snapshot of that model: nothing,
+/// `-latest`, or a date (`-20250514`, `-2024-08-06`, `-0613`, `@20240620`).
+fn is_snapshot_suffix(rest: &str) -> bool {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if rest.is_empty() || rest == "-latest" {
+        return true;
+    }
+    if let Some(date) = rest.strip_prefix('@') {
+        return digits(date, 8);
+    }
+    let Some(date) = rest.strip_prefix('-') else {
+        return false;
+    };
+    if digits(date, 8) || digits(date, 4) {
+        return true;
+    }
+    let parts: Vec<&str> = date.split('-').collect();
+    matches!(parts.as_slice(), [y, m, d] if digits(y, 4) && digits(m, 2) && digits(d, 2))
 }
 
 #[cfg(test)]
@@ -311,6 +372,63 @@ mod tests {
         );
         assert_eq!(t.cost("openrouter", "gpt-4o", &usage), Some(2_750_000));
         assert_eq!(t.cost("openai", "gpt-4o", &usage), Some(2_500_000));
+    }
+
+    #[test]
+    fn only_exact_names_and_their_dated_snapshots_match() {
+        let t = PriceTable::with_defaults();
+        let input = |model: &str| t.lookup("openai", model).map(|p| p.input.0);
+        for (model, price) in [
+            ("o3", Some(2_000_000)),
+            ("o3-2025-04-16", Some(2_000_000)),
+            ("o3-pro", Some(20_000_000)),
+            ("o3-pro-2025-06-10", Some(20_000_000)),
+            ("o3-deep-research", None),
+            ("gpt-4o-latest", Some(2_500_000)),
+            ("gpt-4o-audio-preview", None),
+            ("gpt-4o-2024-08", None),
+            ("gpt-4o-0513", Some(2_500_000)),
+            ("gpt-4o-20240513", Some(2_500_000)),
+            ("gpt-4o-202405130", None),
+            ("gpt-4o-2024-8-06", None),
+            ("gpt-4o-", None),
+            ("gpt-4o@20240513", Some(2_500_000)),
+            ("gpt-4o@2024", None),
+            ("gpt-4o-mini-2024-07-18", Some(150_000)),
+            ("gpt-4", None),
+            ("claude-opus-4-1-20250805", Some(15_000_000)),
+            ("claude-opus-4-6", None),
+            ("claude-sonnet-4-20250514", Some(3_000_000)),
+            ("gpt-5.1", None),
+        ] {
+            assert_eq!(input(model), price, "{model}");
+        }
+        // A router's `vendor/model` names find the vendor's price; a bare unknown name does not.
+        assert_eq!(
+            t.lookup("openrouter", "anthropic/claude-sonnet-4")
+                .map(|p| p.output.0),
+            Some(15_000_000)
+        );
+        assert_eq!(t.lookup("openrouter", "meta/llama-4"), None);
+    }
+
+    #[test]
+    fn a_provider_default_covers_its_models_without_a_price_of_their_own() {
+        let mut t = PriceTable::with_defaults();
+        t.insert_provider_default("local", ModelPrice::usd("0", "0", None));
+        t.insert(Some("local"), "big", ModelPrice::usd("1", "1", None));
+        assert_eq!(t.lookup("local", "qwen2.5-coder:7b").unwrap().input.0, 0);
+        // The provider's default beats the provider-independent list price...
+        assert_eq!(t.lookup("local", "gpt-4o").unwrap().input.0, 0);
+        // ...and its named models beat its default.
+        assert_eq!(
+            t.lookup("local", "big-20250101").unwrap().input.0,
+            1_000_000
+        );
+        assert_eq!(t.lookup("openai", "qwen2.5-coder:7b"), None);
+        // Replacing an entry keeps one.
+        t.insert_provider_default("local", ModelPrice::usd("2", "2", None));
+        assert_eq!(t.lookup("local", "anything").unwrap().input.0, 2_000_000);
     }
 
     #[test]

@@ -8,15 +8,15 @@
 //! stored key stands in as present, so a provider that has no key at all is reported before
 //! the run is queued.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use samokoder_auth::secret_box::{SecretBox, associated_data};
 use samokoder_core::engine::RouteSource;
 use samokoder_core::llm::{
-    ApiKey, LlmError, LlmRegistry, RouteConfig, RouteTable, TransientKind, UserLlmSettings,
-    UserProviderSettings,
+    AgentRole, ApiKey, LlmError, LlmRegistry, PriceTable, RouteConfig, RouteTable, TransientKind,
+    UserLlmSettings, UserProviderSettings,
 };
 use samokoder_core::state::{RunInfo, RunOptions};
 use samokoder_store::{ProviderKey, Store, StoreError};
@@ -91,9 +91,31 @@ fn key_store_error(error: &StoreError) -> LlmError {
     }
 }
 
+/// Refuses a route table that would spend the deployment's key on a model the deployment has
+/// no price for: budgets count cost by price, so such a run would have no cost cap. Routes on
+/// the user's own keys (`own_keys`, by provider) may use any model; the bill is theirs.
+fn require_prices(
+    table: &RouteTable,
+    prices: &PriceTable,
+    own_keys: &BTreeSet<&str>,
+) -> Result<(), LlmError> {
+    for role in AgentRole::ALL {
+        let route = table.route(role);
+        let provider = route.provider.name();
+        if !own_keys.contains(provider) && prices.lookup(provider, &route.model).is_none() {
+            return Err(LlmError::Unpriced {
+                provider: provider.to_owned(),
+                model: route.model.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a run of `user_id` with `options` can be routed: every provider it needs has a
-/// key (the deployment's or one the user stored), and its model choices name known roles and
-/// configured providers. No key is opened.
+/// key (the deployment's or one the user stored), its model choices name known roles and
+/// configured providers, and every model on the deployment's keys has a price. No key is
+/// opened.
 pub async fn check_routes(
     store: &Store,
     registry: &LlmRegistry,
@@ -116,8 +138,9 @@ pub async fn check_routes(
             .collect(),
         default_provider: None,
     };
-    registry.routes_with(Some(&user), &overrides(options))?;
-    Ok(())
+    let table = registry.routes_with(Some(&user), &overrides(options))?;
+    let own: BTreeSet<&str> = keys.iter().map(|key| key.provider.as_str()).collect();
+    require_prices(&table, &registry.prices(), &own)
 }
 
 #[async_trait]
@@ -162,7 +185,13 @@ impl RouteSource for ByokRoutes {
             providers,
             default_provider: None,
         };
-        self.registry
-            .routes_with(Some(&user), &overrides(&run.options))
+        // Checked again here: a key deleted since the run was queued moves its routes back to
+        // the deployment's key.
+        let table = self
+            .registry
+            .routes_with(Some(&user), &overrides(&run.options))?;
+        let own: BTreeSet<&str> = keys.iter().map(|key| key.provider.as_str()).collect();
+        require_prices(&table, &self.registry.prices(), &own)?;
+        Ok(table)
     }
 }

@@ -124,6 +124,11 @@ fn route_error(error: LlmError) -> ApiError {
                 "No API key for the provider `{provider}`: add yours with POST /v1/keys (the deployment has none)"
             ),
         ),
+        LlmError::Unpriced { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "model_unpriced",
+            error.to_string(),
+        ),
         LlmError::Transient { .. } => ApiError::service_unavailable(
             "storage_unavailable",
             "The service is temporarily unavailable; try again shortly",

@@ -41,7 +41,9 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// the deployment's defaults; every limit is capped at the plan's maximum (422
 /// `budget_over_plan` above it). The run uses your own provider keys (`/v1/keys`) over the
 /// deployment's: when a provider it needs has neither, the answer is 422
-/// `provider_key_missing` naming it. A project runs one run at a time (409 `run_active`).
+/// `provider_key_missing` naming it; a model on the deployment's key that the deployment has
+/// no price for is 422 `model_unpriced` (its cost could not be capped). A project runs one run
+/// at a time (409 `run_active`).
 #[utoipa::path(
     post,
     path = "/projects/{project_id}/runs",
@@ -55,7 +57,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "`project_not_found`", body = ErrorBody),
         (status = 409, description = "`run_active`: the project already has an active run", body = ErrorBody),
-        (status = 422, description = "`validation_error`, `budget_over_plan`, `provider_key_missing` (which provider has no key) or `invalid_model_choice`", body = ErrorBody),
+        (status = 422, description = "`validation_error`, `budget_over_plan`, `provider_key_missing` (which provider has no key), `model_unpriced` (a model on the deployment's key without a price) or `invalid_model_choice`", body = ErrorBody),
     )
 )]
 async fn start_run(

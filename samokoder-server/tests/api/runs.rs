@@ -570,6 +570,81 @@ async fn a_provider_without_any_key_is_named_and_a_users_own_key_is_used() {
     ga.app.stop().await;
 }
 
+/// Review finding 5: an unpriced model costs $0, so a run on the deployment's key could spend
+/// without limit. Such runs are refused; on the user's own key any model goes.
+#[tokio::test]
+async fn a_model_the_deployment_has_no_price_for_is_refused_on_its_key() {
+    let ga = GenApp::spawn(Script::default(), |config| {
+        // The deployment prices one model of its provider, and the built-in list prices apply.
+        let base_url = config.llm.0.providers["fake"].base_url.clone();
+        config.llm = serde_json::from_value(json!({
+            "fake": {
+                "kind": "openai_compatible",
+                "base_url": base_url,
+                "api_key": FAKE_API_KEY,
+                "model": "fake-model",
+                "structured_output": "prompt",
+                "models": {"fake-model": {"pricing": {"input": "100", "output": "100"}}},
+            },
+            "agents": {"default": {"provider": "fake"}},
+        }))
+        .unwrap();
+    })
+    .await;
+    let session = ga.app.user().await;
+    let project = ga.project(&session, "Todo").await;
+    let start = |models: Value| {
+        ga.app
+            .as_user(
+                Method::POST,
+                &format!("/v1/projects/{project}/runs"),
+                &session,
+            )
+            .json(&json!({"description": "A todo API", "models": models}))
+    };
+    for (models, unpriced) in [
+        (
+            json!({"default": {"model": "fake-model-pro"}}),
+            "fake-model-pro",
+        ),
+        // `o3-deep-research` is not `o3`, whatever its name starts with.
+        (
+            json!({"architect": {"model": "o3-deep-research"}}),
+            "o3-deep-research",
+        ),
+    ] {
+        let body = send(start(models))
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "model_unpriced");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("`{unpriced}`")), "{detail}");
+        assert!(detail.contains("`fake`"), "{detail}");
+    }
+    // Priced: the configured model, a dated snapshot of it, a list-priced name.
+    let run = ga
+        .start(
+            &session,
+            project,
+            json!({"description": "A todo API", "autonomy": "auto", "budget": {"llm_calls": 1},
+                   "models": {"default": {"model": "fake-model-2025-01-31"}, "architect": {"model": "o3"}}}),
+        )
+        .await;
+    let events = ga.follow_to_end(&session, project, id(&run["id"])).await;
+    assert_eq!(events.last().unwrap().outcome(), Some("budget_exhausted"));
+
+    // With the user's own key for the provider, the bill is theirs: any model is accepted.
+    send(
+        ga.app
+            .as_user(Method::POST, "/v1/keys", &session)
+            .json(&json!({"provider": "fake", "api_key": "sk-users-own-key-0123456789"})),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let reply = send(start(json!({"default": {"model": "fake-model-pro"}}))).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    ga.app.stop().await;
+}
+
 #[tokio::test]
 async fn a_cancelled_runs_question_no_longer_waits() {
     let ga = GenApp::spawn(

@@ -224,6 +224,61 @@ async fn a_run_whose_key_was_removed_fails_saying_so() {
 }
 
 #[tokio::test]
+async fn a_run_on_an_unpriced_model_whose_own_key_was_removed_fails_before_spending() {
+    // Queued on the user's key (any model goes), the run would fall back to the deployment's
+    // key for a model the deployment has no price for: the worker refuses it.
+    let ga = GenApp::spawn(Script::default(), |config| {
+        config.workers.concurrency = 0;
+        let base_url = config.llm.0.providers["fake"].base_url.clone();
+        config.llm = serde_json::from_value(json!({
+            "fake": {
+                "kind": "openai_compatible",
+                "base_url": base_url,
+                "api_key": samokoder_core::llm::fake::FAKE_API_KEY,
+                "model": "fake-model",
+                "structured_output": "prompt",
+                "models": {"fake-model": {"pricing": {"input": "100", "output": "100"}}},
+            },
+            "agents": {"default": {"provider": "fake"}},
+        }))
+        .unwrap();
+    })
+    .await;
+    let session = ga.app.user().await;
+    let project = ga.project(&session, "Todo").await;
+    send(
+        ga.app
+            .as_user(Method::POST, "/v1/keys", &session)
+            .json(&json!({"provider": "fake", "api_key": "sk-users-own-key-0123456789"})),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let run = ga
+        .start(
+            &session,
+            project,
+            json!({"description": "A todo API", "models": {"default": {"model": "unpriced-model"}}}),
+        )
+        .await;
+    let run_id: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+    send(ga.app.as_user(Method::DELETE, "/v1/keys/fake", &session))
+        .await
+        .ok(StatusCode::NO_CONTENT);
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(ga.app.state.clone(), "w").run(stop.clone()));
+    let events = ga.follow_to_end(&session, project, run_id).await;
+    assert_eq!(events.last().unwrap().outcome(), Some("failed"));
+    let failed = ga.run(&session, project, run_id).await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("`unpriced-model`"), "{error}");
+    assert!(error.contains("no price"), "{error}");
+    assert!(ga.fake.requests().is_empty(), "nothing was spent");
+    stop.cancel();
+    worker.await.unwrap();
+    ga.app.stop().await;
+}
+
+#[tokio::test]
 async fn a_worker_process_drives_the_runs_a_server_queues() {
     // The server drives nothing itself; `samokoder-server worker`, another process on the same
     // database, does.
@@ -251,6 +306,9 @@ async fn a_worker_process_drives_the_runs_a_server_queues() {
             samokoder_core::llm::fake::FAKE_API_KEY,
         )
         .env("SAMOKODER_LLM__FAKE__MODEL", "fake-model")
+        // The same price as the server's: a deployment key spends only on priced models.
+        .env("SAMOKODER_LLM__FAKE__PRICING__INPUT", "100")
+        .env("SAMOKODER_LLM__FAKE__PRICING__OUTPUT", "100")
         .env("SAMOKODER_LLM__FAKE__STRUCTURED_OUTPUT", "prompt")
         .env("SAMOKODER_LLM__AGENTS__DEFAULT__PROVIDER", "fake")
         .stdout(std::process::Stdio::null())
